@@ -1,0 +1,37 @@
+"""The error hierarchy: one base class, subclasses that are also the builtin a caller expects."""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class TinyNetZooError(Exception):
+    """Base class of every error raised on purpose by tinynet_zoo."""
+
+
+class UnknownModelError(TinyNetZooError, KeyError):
+    """A model, base, rule set or formula name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidArgumentError(TinyNetZooError, ValueError):
+    """An argument outside what is accepted (the message says what is)."""
+
+
+class BudgetError(InvalidArgumentError):
+    """A MAC or latency budget outside the supported range."""
+
+
+def unknown(kind: str, name: object, known: Iterable[str]) -> UnknownModelError:
+    """Build an UnknownModelError for `name`, suggesting close matches among `known`."""
+    known = sorted(known)
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+    if close:
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?"
+    elif len(known) <= 8:
+        hint = f"; accepted: {', '.join(known)}"
+    else:
+        hint = "; run `tinynet-zoo list` to see the accepted names"
+    return UnknownModelError(f"unknown {kind} {name!r}{hint}")

@@ -1,0 +1,206 @@
+"""The tiny formula: r(c) and d(c) regressed on log-budget over frontier models; `for_flops` for any budget.
+
+A fit is data (points and hyper-parameters, JSON); prediction needs numpy only. Fitting a Gaussian
+process uses scikit-learn (extra `formula`). Each target t in (r, d) is modelled as a linear trend in
+x = ln(c / c_base) plus, for kind "gpr", a zero-mean GP with an RBF kernel on the residuals.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .bases import get_base, get_rules
+from .budget import format_macs, parse_budget
+from .errors import BudgetError, InvalidArgumentError, TinyNetZooError
+from .twist import Twist
+
+MIN_BUDGET, MAX_BUDGET = 10e6, 4e9
+KINDS = ("gpr", "linear")
+FORMULAS = ("tiny", "giant")
+
+
+@dataclass(frozen=True)
+class TargetFit:
+    """Regression of one multiplier on x = ln(c / c_base): trend a + b*x, optional GP on residuals."""
+
+    intercept: float
+    slope: float
+    length_scale: float = 1.0
+    signal_var: float = 0.0  # 0 means no GP term (kind "linear")
+    noise_var: float = 0.0
+
+    def predict(self, xs: Any, x_train: Any, y_train: Any) -> Any:
+        """Predictions at xs given the training inputs/targets this fit was made on."""
+        import numpy as np
+
+        xs, x_train, y_train = (np.asarray(v, dtype=float) for v in (xs, x_train, y_train))
+        trend = self.intercept + self.slope * xs
+        if self.signal_var <= 0:
+            return trend
+        kern = lambda a, b: self.signal_var * np.exp(-0.5 * ((a[:, None] - b[None, :]) / self.length_scale) ** 2)
+        gram = kern(x_train, x_train) + (self.noise_var + 1e-10) * np.eye(len(x_train))
+        alpha = np.linalg.solve(gram, y_train - (self.intercept + self.slope * x_train))
+        return trend + kern(xs, x_train) @ alpha
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A fitted tiny formula: frontier points (MACs, r, d), the base they twist, and per-target fits."""
+
+    kind: str
+    base: str
+    rules: str
+    base_macs: int
+    points: tuple[tuple[float, float, float], ...]  # (macs, r, d)
+    r_fit: TargetFit
+    d_fit: TargetFit
+    name: str = "custom"
+
+    def x(self, macs: Any) -> Any:
+        """Regression input: log budget relative to the base's MACs."""
+        import numpy as np
+        return np.log(np.asarray(macs, dtype=float) / self.base_macs)
+
+    def predict(self, macs: float) -> tuple[float, float]:
+        """(r, d) the formula gives for a budget in MACs."""
+        xs, train = self.x([macs]), self.x([p[0] for p in self.points])
+        r = float(self.r_fit.predict(xs, train, [p[1] for p in self.points])[0])
+        d = float(self.d_fit.predict(xs, train, [p[2] for p in self.points])[0])
+        if not (r > 0 and d > 0):
+            raise BudgetError(f"formula {self.name!r} gives r={r:.3g}, d={d:.3g} at {format_macs(macs)}: "
+                              "outside its usable range")
+        return r, d
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return asdict(self)
+
+    def save(self, path: "str | Path") -> None:
+        """Write the formula as JSON (atomically)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Formula":
+        """Rebuild from `to_dict()` output, validating its shape."""
+        try:
+            fits = {k: TargetFit(**data[k]) for k in ("r_fit", "d_fit")}
+            formula = cls(kind=data["kind"], base=data["base"], rules=data["rules"], base_macs=int(data["base_macs"]),
+                          points=tuple(tuple(map(float, p)) for p in data["points"]), name=data.get("name", "custom"),
+                          **fits)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"not a valid formula file: {exc!r}") from None
+        if formula.kind not in KINDS or any(len(p) != 3 for p in formula.points):
+            raise InvalidArgumentError(f"not a valid formula: kind must be one of {KINDS} and points (macs, r, d)")
+        get_base(formula.base), get_rules(formula.rules)
+        return formula
+
+
+def _points(points: Iterable[Any]) -> list[tuple[float, float, float]]:
+    out = []
+    for p in points:
+        if isinstance(p, Twist):
+            out.append((float(p.macs), p.r, p.d))
+        elif isinstance(p, Sequence) and len(p) == 3:
+            out.append(tuple(map(float, p)))
+        else:
+            raise InvalidArgumentError(f"a formula point is a Twist or (macs, r, d), got {p!r}")
+    if len(out) < 3:
+        raise InvalidArgumentError(f"fitting a formula needs at least 3 points, got {len(out)}")
+    return sorted(out)
+
+
+def _fit_target(x: Any, y: Any, kind: str) -> TargetFit:
+    import numpy as np
+
+    slope, intercept = np.polyfit(x, y, 1)
+    if kind == "linear":
+        return TargetFit(float(intercept), float(slope))
+    try:
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+    except ImportError:
+        raise TinyNetZooError("fitting a GPR formula needs scikit-learn: pip install 'tinynet-zoo[formula]'") from None
+    kernel = ConstantKernel(1e-2, (1e-6, 1.0)) * RBF(0.5, (0.2, 5.0)) + WhiteKernel(1e-6, (1e-8, 1e-4))
+    gpr = GaussianProcessRegressor(kernel, n_restarts_optimizer=8, random_state=0)
+    gpr.fit(np.asarray(x)[:, None], np.asarray(y) - (intercept + slope * np.asarray(x)))
+    params = gpr.kernel_.get_params()
+    return TargetFit(float(intercept), float(slope), length_scale=float(params["k1__k2__length_scale"]),
+                     signal_var=float(params["k1__k1__constant_value"]), noise_var=float(params["k2__noise_level"]))
+
+
+def fit_formula(points: Iterable[Any], kind: str = "gpr", base: str = "efficientnet_b0", rules: str = "tinynet",
+                name: str = "custom") -> Formula:
+    """Fit r(c) and d(c) over frontier points (Twists or (macs, r, d)) with GPR or linear regression."""
+    if kind not in KINDS:
+        raise InvalidArgumentError(f"unknown formula kind {kind!r}; accepted: {', '.join(KINDS)}")
+    import numpy as np
+
+    pts = _points(points)
+    base_macs = Twist(1.0, 1.0, 1.0, get_base(base).resolution, base, rules).macs
+    x = np.log(np.array([p[0] for p in pts]) / base_macs)
+    return Formula(kind=kind, base=base, rules=rules, base_macs=base_macs, points=tuple(pts), name=name,
+                   r_fit=_fit_target(x, np.array([p[1] for p in pts]), kind),
+                   d_fit=_fit_target(x, np.array([p[2] for p in pts]), kind))
+
+
+def leave_one_out(points: Iterable[Any], kind: str = "gpr", base: str = "efficientnet_b0") -> list[dict[str, float]]:
+    """Fit on all points but one, predict the held-out one: per point, |error| of r and d."""
+    pts = _points(points)
+    rows = []
+    for i, (macs, r, d) in enumerate(pts):
+        held = fit_formula(pts[:i] + pts[i + 1:], kind=kind, base=base)
+        pr, pd = held.predict(macs)
+        rows.append({"macs": macs, "r": r, "d": d, "r_pred": pr, "d_pred": pd, "r_err": abs(pr - r),
+                     "d_err": abs(pd - d)})
+    return rows
+
+
+def default_points() -> list[tuple[float, float, float]]:
+    """The published frontier: (MACs, r, d) of TinyNet-A..E and EfficientNet-B0 (r = d = 1)."""
+    from .registry import get_entry
+
+    names = ("tinynet_a", "tinynet_b", "tinynet_c", "tinynet_d", "tinynet_e", "efficientnet_b0")
+    return sorted((float(t.macs), t.r, t.d) for t in (get_entry(n).twist for n in names))
+
+
+def load_formula(formula: "str | Path | Formula") -> Formula:
+    """'tiny' (the packaged fit to TinyNet-A..E and B0), a JSON file path, or a Formula as is."""
+    if isinstance(formula, Formula):
+        return formula
+    if formula == "tiny":
+        text = resources.files("tinynet_zoo").joinpath("formulas/tiny_b0.json").read_text()
+        return Formula.from_dict(json.loads(text))
+    path = Path(formula)
+    if path.suffix != ".json" or not path.is_file():
+        raise InvalidArgumentError(
+            f"unknown formula {str(formula)!r}; accepted: {', '.join(FORMULAS)} or a path to a formula .json file")
+    try:
+        return Formula.from_dict(json.loads(path.read_text()))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidArgumentError(f"cannot read formula file {str(path)!r}: {exc}") from None
+
+
+def for_flops(budget: "float | int | str", base: str = "efficientnet_b0", formula: "str | Path | Formula" = "tiny",
+              tolerance: float = 0.01) -> Twist:
+    """The Twist a formula gives for a MAC budget, landed on the exact MAC count (within 1%, never above)."""
+    from .solver import land, land_giant
+
+    macs = parse_budget(budget)
+    base_def = get_base(base)
+    base_macs = Twist(1.0, 1.0, 1.0, base_def.resolution, base, base_def.rules).macs
+    if not MIN_BUDGET <= macs <= MAX_BUDGET:
+        raise BudgetError(f"budget {format_macs(macs)} is outside the supported range "
+                          f"{format_macs(MIN_BUDGET)} to {format_macs(MAX_BUDGET)} MACs")
+    if formula == "giant" or macs > base_macs:
+        return land_giant(base_def, macs)
+    fit = load_formula(formula)
+    rules = fit.rules if fit.base == base else base_def.rules
+    r, d = fit.predict(macs * fit.base_macs / base_macs)
+    return land(base_def, get_rules(rules), r, d, macs, tolerance)

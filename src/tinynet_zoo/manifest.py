@@ -1,0 +1,87 @@
+"""`weights_manifest.json` (shipped inside the package): checkpoint records, validated once on load."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from .errors import InvalidArgumentError, unknown
+
+SCHEMA_VERSION = 1
+KEY_LAYOUTS = ("timm", "tinynet_official", "efficientnet_pytorch")
+_HEX40 = re.compile(r"^[0-9a-f]{40}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One hosted checkpoint: where it lives, how to verify it, what it scored. None = not known."""
+
+    tag: str
+    model: str
+    hf_repo: str | None
+    filename: str
+    key_layout: str
+    revision: str | None = None
+    revision_short: str | None = None
+    size: int | None = None
+    size_displayed: str | None = None
+    sha256: str | None = None
+    license: str | None = None
+    fallback_url: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+_TYPES = {"model": str, "hf_repo": (str, type(None)), "filename": str, "key_layout": str,
+          "revision": (str, type(None)), "revision_short": (str, type(None)), "size": (int, type(None)),
+          "size_displayed": (str, type(None)), "sha256": (str, type(None)), "license": (str, type(None)),
+          "fallback_url": (str, type(None)), "sources": dict}
+_REQUIRED = ("model", "hf_repo", "filename", "key_layout")
+
+
+def validate(data: Any) -> dict[str, Checkpoint]:
+    """Check a parsed manifest against the schema; return its checkpoints by tag."""
+    if not isinstance(data, dict) or data.get("$schema_version") != SCHEMA_VERSION:
+        raise InvalidArgumentError(f"weights manifest must be an object with \"$schema_version\": {SCHEMA_VERSION}")
+    checkpoints = data.get("checkpoints")
+    if not isinstance(checkpoints, dict):
+        raise InvalidArgumentError("weights manifest needs a \"checkpoints\" object keyed by model.tag")
+    out = {}
+    for tag, rec in checkpoints.items():
+        where = f"weights manifest entry {tag!r}"
+        if not isinstance(rec, dict):
+            raise InvalidArgumentError(f"{where} must be an object")
+        missing, extra = [k for k in _REQUIRED if k not in rec], sorted(set(rec) - set(_TYPES))
+        if missing or extra:
+            raise InvalidArgumentError(f"{where}: missing fields {missing}, unknown fields {extra}")
+        for key, value in rec.items():
+            if not isinstance(value, _TYPES[key]) or isinstance(value, bool):
+                raise InvalidArgumentError(f"{where}: field {key!r} has the wrong type ({value!r})")
+        if not tag.startswith(rec["model"] + "."):
+            raise InvalidArgumentError(f"{where}: tag must be '<model>.<tag>' for model {rec['model']!r}")
+        if rec["key_layout"] not in KEY_LAYOUTS:
+            raise InvalidArgumentError(f"{where}: key_layout must be one of {KEY_LAYOUTS}")
+        if rec.get("revision") is not None and not _HEX40.match(rec["revision"]):
+            raise InvalidArgumentError(f"{where}: revision must be a full 40-hex commit hash or null")
+        if rec.get("sha256") is not None and not _HEX64.match(rec["sha256"]):
+            raise InvalidArgumentError(f"{where}: sha256 must be 64 lowercase hex digits or null")
+        out[tag] = Checkpoint(tag=tag, **rec)
+    return out
+
+
+@lru_cache(maxsize=1)
+def checkpoints() -> dict[str, Checkpoint]:
+    """All checkpoints of the manifest shipped inside the installed package."""
+    text = resources.files("tinynet_zoo").joinpath("weights_manifest.json").read_text()
+    return validate(json.loads(text))
+
+
+def get_checkpoint(tag: str) -> Checkpoint:
+    """The manifest record for a 'model.tag' name."""
+    found = checkpoints()
+    if tag not in found:
+        raise unknown("checkpoint tag", tag, found)
+    return found[tag]

@@ -1,0 +1,125 @@
+"""The catalogue: names and aliases → entries (base, twist, paper and measured metrics, data config)."""
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import unknown
+from .twist import Twist
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Eval preprocessing: resize to resolution/crop_pct, center-crop `resolution`, normalise."""
+
+    resolution: int
+    crop_pct: float = 0.875
+    interpolation: str = "bicubic"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Published or measured numbers; None where the source gives none. MACs, not 2x FLOPs."""
+
+    macs: float | None = None
+    params: float | None = None
+    top1: float | None = None
+    top5: float | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One catalogued model."""
+
+    name: str
+    twist: Twist
+    family: str  # "tinynet", "efficientnet" or "shrunken-efficientnet"
+    description: str
+    paper: Metrics = Metrics()
+    measured: Metrics = Metrics()  # timm's ImageNet eval of the released weights
+    aliases: tuple[str, ...] = ()
+    checkpoint: str | None = None  # tag in weights_manifest.json, e.g. "tinynet_b.in1k"
+    paired_with: str | None = None  # for shrunken EfficientNets: the TinyNet whose MACs they match
+    data_config: DataConfig = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.data_config is None:
+            object.__setattr__(self, "data_config", DataConfig(resolution=self.twist.resolution))
+
+
+_PAPER = "Han et al. 2020, Table 2 (FLOPs are MACs)"
+_TIMM = "timm results-imagenet.csv (released weights)"
+
+
+def _tinynet(letter: str, r: float, d: float, w: float, res: int, paper: tuple, measured: tuple) -> Entry:
+    return Entry(
+        name=f"tinynet_{letter}", twist=Twist(r, d, w, res), family="tinynet",
+        description=f"TinyNet-{letter.upper()} (tiny formula, Han et al. 2020)",
+        paper=Metrics(*paper, source=_PAPER), measured=Metrics(None, None, *measured, source=_TIMM),
+        checkpoint=f"tinynet_{letter}.in1k")
+
+
+# Shrunken EfficientNets: the inverse giant formula at a continuous phi solved so each lands on its
+# paired TinyNet's exact MACs (see solver.land_giant; tests re-derive these numbers).
+_SHRUNKEN = {
+    1: ("tinynet_b", 0.790179, 0.735497, 0.8906166076660156, 176),
+    2: ("tinynet_c", 0.647321, 0.567026, 0.7874908447265623, 140),
+    3: ("tinynet_d", 0.575893, 0.486813, 0.634339141845703, 134),
+    4: ("tinynet_e", 0.433036, 0.335614, 0.6666450500488281, 92),
+}
+
+
+def _shrunken(k: int) -> Entry:
+    pair, r, d, w, res = _SHRUNKEN[k]
+    paper = Metrics(24e6, None, 56.7, None, source=_PAPER) if k == 4 else Metrics(source=_PAPER)
+    return Entry(
+        name=f"efficientnet_b-{k}", twist=Twist(r, d, w, res, rules="efficientnet"),
+        family="shrunken-efficientnet", paper=paper, aliases=(f"efficientnet_bm{k}",), paired_with=pair,
+        description=f"EfficientNet-B^-{k}: inverse giant formula at the MACs of {pair}")
+
+
+ENTRIES: tuple[Entry, ...] = (
+    _tinynet("a", 0.86, 1.2, 1.0, 192, (339e6, 6.2e6, 76.8), (77.666, 93.532)),
+    _tinynet("b", 0.84, 1.1, 0.75, 188, (202e6, 3.7e6, 75.0), (74.946, 92.194)),
+    _tinynet("c", 0.825, 0.85, 0.54, 184, (100e6, 2.5e6, 71.2), (71.214, 89.746)),
+    _tinynet("d", 0.68, 0.695, 0.54, 152, (52e6, 2.3e6, 67.0), (66.936, 87.078)),
+    _tinynet("e", 0.475, 0.6, 0.51, 106, (24e6, 2.0e6, 59.9), (59.874, 81.774)),
+    Entry(name="efficientnet_b0", twist=Twist(1.0, 1.0, 1.0, 224, rules="efficientnet"), family="efficientnet",
+          description="EfficientNet-B0, the base every TinyNet is twisted from",
+          paper=Metrics(390e6, 5.3e6, 77.1, source=_PAPER), measured=Metrics(None, None, 77.698, 93.538, _TIMM),
+          checkpoint="efficientnet_b0.ra_in1k"),
+    *(_shrunken(k) for k in (1, 2, 3, 4)),
+    Entry(name="efficientnet_lite0",
+          twist=Twist(1.0, 1.0, 1.0, 224, base="efficientnet_lite0", rules="lite"), family="efficientnet",
+          description="EfficientNet-Lite0: ReLU6, no SE, fixed stem/head (a second base)",
+          measured=Metrics(None, None, 75.480, 92.522, _TIMM), checkpoint="efficientnet_lite0.ra_in1k"),
+)
+
+_BY_NAME: dict[str, Entry] = {e.name: e for e in ENTRIES}
+_ALIASES: dict[str, str] = {alias: e.name for e in ENTRIES for alias in e.aliases}
+
+
+def _natural_key(name: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Canonical model names matching a shell-style wildcard pattern, naturally sorted."""
+    return sorted((n for n in _BY_NAME if fnmatch.fnmatchcase(n, pattern)), key=_natural_key)
+
+
+def get_entry(name: str) -> Entry:
+    """The registry entry for a canonical name or alias (case-insensitive; a '.tag' suffix is ignored)."""
+    key = name.strip().lower().split(".", 1)[0] if isinstance(name, str) else name
+    key = _ALIASES.get(key, key)
+    if key not in _BY_NAME:
+        raise unknown("model", name, [*_BY_NAME, *_ALIASES])
+    return _BY_NAME[key]

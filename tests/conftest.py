@@ -1,0 +1,28 @@
+"""Shared fixtures: the registry swept as parameters, tests kept off the network."""
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import tinynet_zoo as tz  # noqa: E402
+
+ALL_MODELS = tz.list_models()
+TIMM_NAMES = ["tinynet_a", "tinynet_b", "tinynet_c", "tinynet_d", "tinynet_e", "efficientnet_b0", "efficientnet_lite0"]
+
+
+def measured_macs(model, resolution, in_chans=3):
+    """MACs from torch's flop counter (FLOPs / 2) for one image."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    model.eval()
+    with counter, torch.no_grad():
+        model(torch.zeros(1, in_chans, resolution, resolution))
+    return counter.get_total_flops() // 2
+
+
+@pytest.fixture(params=ALL_MODELS)
+def model_name(request):
+    return request.param

@@ -1,0 +1,27 @@
+"""Code blocks in README.md and docs/*.md run; docs/models.md is generated from the registry."""
+import re
+from pathlib import Path
+
+import pytest
+
+from tinynet_zoo.cli import models_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+
+
+def _blocks():
+    for page in PAGES:
+        for i, code in enumerate(BLOCK.findall(page.read_text())):
+            yield pytest.param(code, id=f"{page.name}-{i}")
+
+
+@pytest.mark.parametrize("code", list(_blocks()))
+def test_code_block_runs(code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "<doc>", "exec"), {"__name__": "__doc__"})
+
+
+def test_models_md_is_current():
+    assert (ROOT / "docs" / "models.md").read_text() == models_markdown(), "run python scripts/gen_models_md.py"
