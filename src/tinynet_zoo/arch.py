@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -87,20 +88,35 @@ def decode(twist: Twist) -> Arch:
 
 def decode_parts(base: Base, rules: Rules, d: float, w: float) -> Arch:
     """Decode (base, rules, d, w) without building a Twist: the formula solvers' inner loop."""
-    from timm.layers import make_divisible
     from timm.models._efficientnet_builder import round_channels
 
-    block_args, slots = _stages(base.name, rules.name, d)
-    scaled = {c: round_channels(c, w, base.channel_divisor) for c in {s.channels for s in slots}}
-    stem = base.stem_channels if rules.stem == "fixed" else round_channels(base.stem_channels, w,
-                                                                           base.channel_divisor)
+    divisor = base.channel_divisor
+    widths = tuple(round_channels(c, w, divisor) for c in _stage_channels(base.name))
+    stem = base.stem_channels if rules.stem == "fixed" else round_channels(base.stem_channels, w, divisor)
+    arch = _assemble(base.name, rules.name, d, stem, widths, _head_channels(base, rules, w))
+    return dataclasses.replace(arch, w=w)
+
+
+@lru_cache(maxsize=1)
+def _stage_channels(base_name: str) -> tuple[int, ...]:
+    return tuple(stage.channels for stage in get_base(base_name).stages)
+
+
+@lru_cache(maxsize=8192)
+def _assemble(base_name: str, rules_name: str, d: float, stem: int, widths: tuple[int, ...], head: int) -> Arch:
+    """The Arch for given integer widths; widths repeat across many w, so this is cached."""
+    from timm.layers import make_divisible
+
+    base, rules = get_base(base_name), get_rules(rules_name)
+    block_args, slots = _stages(base_name, rules_name, d)
     blocks, in_chs = [], stem
     for s in slots:
-        out_chs = scaled[s.channels]
+        out_chs = widths[s.stage]
         mid_chs = make_divisible(in_chs * s.expand) if s.kind == "ir" else in_chs
         se_chs = round(mid_chs * s.se_ratio / s.expand) if s.se_ratio else 0
         blocks.append(Block(s.kind, s.stage, in_chs, mid_chs, out_chs, s.kernel, s.stride, se_chs,
                             s.stride == 1 and in_chs == out_chs and not s.noskip))
         in_chs = out_chs
-    return Arch(base=base, rules=rules, d=d, w=w, stem_chs=stem, head_chs=_head_channels(base, rules, w),
-                blocks=tuple(blocks), block_args=block_args)
+    # w is filled in by decode_parts (many w share these integer widths)
+    return Arch(base=base, rules=rules, d=d, w=0.0, stem_chs=stem, head_chs=head, blocks=tuple(blocks),
+                block_args=block_args)

@@ -70,10 +70,10 @@ def _tinynet(letter: str, r: float, d: float, w: float, res: int, paper: tuple, 
 # Shrunken EfficientNets: the inverse giant formula at a continuous phi solved so each lands on its
 # paired TinyNet's exact MACs (see solver.land_giant; tests re-derive these numbers).
 _SHRUNKEN = {
-    1: ("tinynet_b", 0.790179, 0.735497, 0.8906166076660156, 176),
-    2: ("tinynet_c", 0.647321, 0.567026, 0.7874908447265623, 140),
-    3: ("tinynet_d", 0.575893, 0.486813, 0.634339141845703, 134),
-    4: ("tinynet_e", 0.433036, 0.335614, 0.6666450500488281, 92),
+    1: ("tinynet_b", 0.790178, 0.735496, 0.8905712653696531, 176),
+    2: ("tinynet_c", 0.647054, 0.56672, 0.7874678497144814, 140),
+    3: ("tinynet_d", 0.575772, 0.48668, 0.6457872811190699, 132),
+    4: ("tinynet_e", 0.432968, 0.335545, 0.6874769336514273, 84),
 }
 
 
