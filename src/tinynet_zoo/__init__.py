@@ -24,6 +24,7 @@ _EXPORTS = {
     "UnknownModelError": "errors",
     "InvalidArgumentError": "errors",
     "BudgetError": "errors",
+    "BudgetWarning": "errors",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -24,6 +24,10 @@ class BudgetError(InvalidArgumentError):
     """A MAC or latency budget outside the supported range."""
 
 
+class BudgetWarning(TinyNetZooError, UserWarning):
+    """A budget could only be met less tightly than the requested tolerance (the message says how close)."""
+
+
 def unknown(kind: str, name: object, known: Iterable[str]) -> UnknownModelError:
     """Build an UnknownModelError for `name`, suggesting close matches among `known`."""
     known = sorted(known)

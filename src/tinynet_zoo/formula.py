@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .bases import get_base, get_rules
 from .budget import format_macs, parse_budget
-from .errors import BudgetError, InvalidArgumentError, TinyNetZooError
+from .errors import BudgetError, BudgetWarning, InvalidArgumentError, TinyNetZooError
 from .twist import Twist
 
 MIN_BUDGET, MAX_BUDGET = 10e6, 4e9
@@ -170,13 +172,18 @@ def default_points() -> list[tuple[float, float, float]]:
     return sorted((float(t.macs), t.r, t.d) for t in (get_entry(n).twist for n in names))
 
 
+@lru_cache(maxsize=1)
+def _packaged_formula() -> Formula:
+    text = resources.files("tinynet_zoo").joinpath("formulas/tiny_b0.json").read_text()
+    return Formula.from_dict(json.loads(text))
+
+
 def load_formula(formula: "str | Path | Formula") -> Formula:
     """'tiny' (the packaged fit to TinyNet-A..E and B0), a JSON file path, or a Formula as is."""
     if isinstance(formula, Formula):
         return formula
     if formula == "tiny":
-        text = resources.files("tinynet_zoo").joinpath("formulas/tiny_b0.json").read_text()
-        return Formula.from_dict(json.loads(text))
+        return _packaged_formula()
     path = Path(formula)
     if path.suffix != ".json" or not path.is_file():
         raise InvalidArgumentError(
@@ -187,20 +194,61 @@ def load_formula(formula: "str | Path | Formula") -> Formula:
         raise InvalidArgumentError(f"cannot read formula file {str(path)!r}: {exc}") from None
 
 
+GRID_RATIO = 1.002  # budgets are landed on a log grid 0.2% apart; see for_flops
+
+
 def for_flops(budget: "float | int | str", base: str = "efficientnet_b0", formula: "str | Path | Formula" = "tiny",
               tolerance: float = 0.01) -> Twist:
-    """The Twist a formula gives for a MAC budget, landed on the exact MAC count (within 1%, never above)."""
-    from .solver import land, land_giant
+    """The Twist a formula gives for a MAC budget, landed on the exact MAC count (within 1%, never above).
 
+    Monotone by construction: the result is the largest landing among grid budgets g <= budget (a log grid
+    0.2% apart; each landing is <= its g, so the search stops once the best beats the next g). A budget
+    that cannot be met within `tolerance` gets a BudgetWarning saying how close it came.
+    """
     macs = parse_budget(budget)
     base_def = get_base(base)
-    base_macs = Twist(1.0, 1.0, 1.0, base_def.resolution, base, base_def.rules).macs
     if not MIN_BUDGET <= macs <= MAX_BUDGET:
         raise BudgetError(f"budget {format_macs(macs)} is outside the supported range "
                           f"{format_macs(MIN_BUDGET)} to {format_macs(MAX_BUDGET)} MACs")
-    if formula == "giant" or macs > base_macs:
-        return land_giant(base_def, macs)
-    fit = load_formula(formula)
+    fit = None if formula == "giant" else load_formula(formula)
+    k = int(math.log(macs / MIN_BUDGET) / math.log(GRID_RATIO))
+    while k > 0 and _grid_budget(k) > macs:
+        k -= 1
+    best: Twist | None = None
+    for index in range(k, -1, -1):
+        if best is not None and best.macs >= _grid_budget(index):
+            break
+        found = _land_grid(index, base_def.name, fit, tolerance)
+        if best is None or found.macs > best.macs:
+            best = found
+    assert best is not None
+    if best.macs < macs * (1 - tolerance):
+        warnings.warn(f"budget {format_macs(macs)} met only to {100 * (1 - best.macs / macs):.2f}% below "
+                      f"({best.macs} MACs); the tolerance is {100 * tolerance:g}%", BudgetWarning, stacklevel=2)
+    return best
+
+
+def _grid_budget(index: int) -> float:
+    return MIN_BUDGET * GRID_RATIO ** index
+
+
+@lru_cache(maxsize=4096)
+def _land_grid(index: int, base: str, fit: "Formula | None", tolerance: float) -> Twist:
+    """The landing for one grid budget: tiny formula up to the base's MACs (or `fit` is None), giant above."""
+    from .solver import land, land_giant
+
+    budget, base_def = _grid_budget(index), get_base(base)
+    base_macs = _base_macs(base)
+    # each grid landing aims tighter than the tolerance: the result may come from a grid budget below
+    aim = tolerance - 2 * (GRID_RATIO - 1)
+    if fit is None or budget > base_macs:
+        return land_giant(base_def, budget, aim)
     rules = fit.rules if fit.base == base else base_def.rules
-    r, d = fit.predict(macs * fit.base_macs / base_macs)
-    return land(base_def, get_rules(rules), r, d, macs, tolerance)
+    r, d = fit.predict(budget * fit.base_macs / base_macs)
+    return land(base_def, get_rules(rules), r, d, budget, aim)
+
+
+@lru_cache(maxsize=None)
+def _base_macs(base: str) -> int:
+    base_def = get_base(base)
+    return Twist(1.0, 1.0, 1.0, base_def.resolution, base, base_def.rules).macs
