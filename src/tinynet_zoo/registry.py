@@ -100,7 +100,8 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(name="efficientnet_lite0",
           twist=Twist(1.0, 1.0, 1.0, 224, base="efficientnet_lite0", rules="lite"), family="efficientnet",
           description="EfficientNet-Lite0: ReLU6, no SE, fixed stem/head (a second base)",
-          measured=Metrics(None, None, 75.480, 92.522, _TIMM), checkpoint="efficientnet_lite0.ra_in1k"),
+          measured=Metrics(None, None, 75.480, 92.522, _TIMM + ", efficientnet_lite0.ra_in1k"),
+          checkpoint="efficientnet_lite0.pypi_in1k"),  # verifiable offline (sha256 pinned); ra_in1k by tag
 )
 
 _BY_NAME: dict[str, Entry] = {e.name: e for e in ENTRIES}

@@ -1,0 +1,81 @@
+"""Putting weights into a built model: which checkpoint, key conversion, class/channel adaptation, key checks."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .convert import to_timm
+from .errors import CheckpointNotFoundError, IncompatibleCheckpointError, InvalidArgumentError
+from .manifest import Checkpoint, checkpoints, get_checkpoint
+from .twist import Twist
+from .weights import fetch, read_state_dict
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+_HEAD_PREFIXES = ("conv_head.", "bn2.", "classifier.")
+
+
+def checkpoint_for(entry: Any, pretrained: "bool | str") -> Checkpoint:
+    """The manifest checkpoint that pretrained=True (the entry's default) or pretrained='model.tag' means."""
+    if entry is None:
+        raise CheckpointNotFoundError("an uncatalogued Twist has no hosted checkpoint; use pretrained='inherit' to "
+                                      "start from the nearest larger pretrained model, or checkpoint_path=")
+    tag = entry.checkpoint if pretrained is True else pretrained
+    if tag is None:
+        raise CheckpointNotFoundError(f"no hosted checkpoint exists for {entry.name}; use pretrained='inherit' to "
+                                      "start from the nearest larger pretrained model of its base")
+    ckpt = get_checkpoint(tag)
+    if ckpt.model != entry.name:
+        others = sorted(t for t, c in checkpoints().items() if c.model == entry.name)
+        raise InvalidArgumentError(f"checkpoint {tag!r} is for {ckpt.model}, not {entry.name}; "
+                                   f"accepted: {', '.join(others) or 'none'}")
+    return ckpt
+
+
+def detect_layout(state: dict) -> str:
+    """Key layout of a local checkpoint, from its names."""
+    names = (k.removeprefix("module.") for k in state)
+    return "efficientnet_pytorch" if any(k.startswith("_conv_stem") for k in names) else "timm"
+
+
+def state_for(twist: Twist, entry: Any, pretrained: "bool | str", checkpoint_path: "str | Path | None",
+              cache_dir: "str | Path | None") -> dict:
+    """timm-layout tensors for `twist` from a local path, a manifest checkpoint, or (for 'inherit') a teacher."""
+    if checkpoint_path is not None:
+        state = read_state_dict(checkpoint_path)
+        return to_timm(state, detect_layout(state), twist.arch)
+    if pretrained == "inherit":
+        from .inherit import inherited_state
+        return inherited_state(twist, cache_dir)
+    ckpt = checkpoint_for(entry, pretrained)
+    return to_timm(read_state_dict(fetch(ckpt, cache_dir)), ckpt.key_layout, twist.arch)
+
+
+def load_state(model: "nn.Module", state: dict, in_chans: int = 3) -> None:
+    """Load timm-layout tensors into a model: first conv adapted to in_chans, a mismatched or absent head left
+    initialised, anything else that does not fit reported (missing, unexpected, wrong shapes)."""
+    from timm.models import adapt_input_conv
+
+    state = dict(state)
+    if in_chans != 3 and "conv_stem.weight" in state:
+        state["conv_stem.weight"] = adapt_input_conv(in_chans, state["conv_stem.weight"])
+    target = model.state_dict()
+    if not any(k.startswith("conv_head.") for k in target):  # a features_only backbone has no head
+        state = {k: v for k, v in state.items() if not k.startswith(_HEAD_PREFIXES)}
+    # a classifier of another class count (or none, num_classes=0) keeps its fresh initialisation
+    head_reset = [k for k in state if k.startswith("classifier.") and
+                  (k not in target or target[k].shape != state[k].shape)]
+    for key in head_reset:
+        del state[key]
+    missing = [k for k in target if k not in state and not (head_reset and k.startswith("classifier."))]
+    unexpected = [k for k in state if k not in target]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(target[k].shape)}" for k in state
+             if k in target and state[k].shape != target[k].shape]
+    if missing or unexpected or wrong:
+        def show(items: list[str]) -> str:
+            return ", ".join(items[:6]) + (f" (+{len(items) - 6} more)" if len(items) > 6 else "") or "none"
+        raise IncompatibleCheckpointError(
+            f"checkpoint does not fit this architecture: missing keys: {show(missing)}; unexpected keys: "
+            f"{show(unexpected)}; wrong shapes (checkpoint vs model): {show(wrong)}")
+    model.load_state_dict(state, strict=False)
