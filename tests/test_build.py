@@ -54,7 +54,7 @@ def test_twist_builds_uncatalogued_size():
     (dict(drop_rat=0.2), "did you mean 'drop_rate'"),
     (dict(drop_rate=1.5), r"drop_rate must be a probability in \[0, 1\)"),
     (dict(features_only=True, out_indices=(7,)), "out_indices must be"),
-    (dict(pretrained=True), "pretrained weights are not available"),
+    (dict(pretrained="yes"), "pretrained must be False, True, 'inherit' or a checkpoint tag"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(tz.InvalidArgumentError, match=match):

@@ -52,3 +52,21 @@ def test_bad_flag_exits_2_without_importing_torch():
     proc = subprocess.run([sys.executable, "-c", code.replace("tz.cli", "import tinynet_zoo.cli")],
                           capture_output=True, text=True)
     assert proc.stdout.split() == ["False", "False"], proc.stderr
+
+
+def test_download_and_predict_offline(capsys, tmp_path):
+    from PIL import Image
+    from skimage import data
+
+    code, out, _ = run(capsys, "download", "efficientnet_lite0", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["tag"] == "efficientnet_lite0.pypi_in1k" and info["verified"]
+    image = tmp_path / "espresso.png"
+    Image.fromarray(data.coffee()).save(image)
+    code, out, _ = run(capsys, "predict", "efficientnet_lite0", str(image), "--top", "3", "--json")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 3 and rows[0]["index"] == 967 and "espresso" in rows[0]["label"]
+    code, out, err = run(capsys, "predict", "efficientnet_lite0", str(tmp_path / "none.png"))
+    assert code == 2 and "cannot read image" in err
+    code, _, err = run(capsys, "download", "efficientnet_b-2")
+    assert code == 2 and "no hosted checkpoint exists" in err

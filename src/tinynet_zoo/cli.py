@@ -100,6 +100,42 @@ def _cmd_formula(args: argparse.Namespace) -> Any:
     return {"budget": budget, "results": rows}, "\n".join(lines)
 
 
+def _cmd_download(args: argparse.Namespace) -> Any:
+    from .manifest import get_checkpoint
+    from .pretrained import checkpoint_for
+    from .registry import get_entry
+    from .weights import fetch, sha256_file
+
+    ckpt = get_checkpoint(args.name) if "." in args.name else checkpoint_for(get_entry(args.name), True)
+    path = fetch(ckpt, args.cache_dir)
+    data = {"tag": ckpt.tag, "path": str(path), "sha256": sha256_file(path), "verified": ckpt.sha256 is not None}
+    return data, f"{ckpt.tag}: {path} (sha256 {data['sha256']})"
+
+
+def _cmd_predict(args: argparse.Namespace) -> Any:
+    from PIL import Image, UnidentifiedImageError
+    import torch
+    from timm.data import ImageNetInfo, create_transform, resolve_data_config
+
+    from .build import create
+    from .errors import InvalidArgumentError
+
+    if args.top < 1 or args.top > 1000:
+        raise InvalidArgumentError(f"--top must be in 1..1000, got {args.top}")
+    try:
+        image = Image.open(args.image).convert("RGB")
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InvalidArgumentError(f"cannot read image {args.image!r}: {exc}") from None
+    model = create(args.name, pretrained=True, cache_dir=args.cache_dir).eval()
+    batch = create_transform(**resolve_data_config({}, model=model))(image).unsqueeze(0)
+    with torch.no_grad():
+        probs, indices = model(batch).softmax(-1)[0].topk(args.top)
+    info = ImageNetInfo()
+    rows = [{"index": int(i), "label": info.index_to_description(int(i)), "probability": float(p)}
+            for p, i in zip(probs, indices)]
+    return rows, "\n".join(f"{r['probability']:6.3f}  {r['index']:4d}  {r['label']}" for r in rows)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (importing it loads neither torch nor timm)."""
     from . import __version__
@@ -120,6 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", default="efficientnet_b0")
     p.add_argument("--formula", default="tiny", help="tiny, giant or a formula .json file")
     p.set_defaults(func=_cmd_formula)
+    p = sub.add_parser("download", help="prefetch a checkpoint into the cache and verify its sha256")
+    p.add_argument("name", help="model name (its default checkpoint) or a tag such as tinynet_b.in1k")
+    p.add_argument("--cache-dir", default=None)
+    p.set_defaults(func=_cmd_download)
+    p = sub.add_parser("predict", help="top ImageNet classes of an image with a pretrained model")
+    p.add_argument("name")
+    p.add_argument("image")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--cache-dir", default=None)
+    p.set_defaults(func=_cmd_predict)
     for p in sub.choices.values():
         p.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
