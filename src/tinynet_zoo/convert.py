@@ -26,7 +26,7 @@ _EFFNET_PYTORCH_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "
 _BLOCK_KEY = re.compile(r"^_blocks\.(\d+)\.(\w+)\.(\w+)$")
 
 
-def _unwrap(state: dict) -> StateDict:
+def unwrap(state: dict) -> StateDict:
     """Checkpoints saved as {'state_dict': ...} or {'model': ...}, with DataParallel 'module.' prefixes."""
     for key in ("state_dict_ema", "state_dict", "model"):
         if key in state and isinstance(state[key], dict):
@@ -37,14 +37,14 @@ def _unwrap(state: dict) -> StateDict:
 
 def from_timm(state: dict, arch: "Arch") -> StateDict:
     """timm layout: identity after unwrapping. The official TinyNet release (huawei-noah v1.2.0 .pth) uses it too."""
-    return _unwrap(state)
+    return unwrap(state)
 
 
 def from_efficientnet_pytorch(state: dict, arch: "Arch") -> StateDict:
     """EfficientNet-PyTorch names (_conv_stem, _blocks.N._depthwise_conv, ...) → timm's blocks.S.I.* names."""
     positions = [(b.stage, idx) for b, idx in zip(arch.blocks, _index_in_stage(arch))]
     out: StateDict = {}
-    for key, value in _unwrap(state).items():
+    for key, value in unwrap(state).items():
         match = _BLOCK_KEY.match(key)
         if match:
             flat, module, param = int(match.group(1)), match.group(2), match.group(3)

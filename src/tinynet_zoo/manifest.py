@@ -16,7 +16,7 @@ SCHEMA_VERSION = 1
 KEY_LAYOUTS = ("timm", "tinynet_official", "efficientnet_pytorch")
 SOURCES = ("hf_hub", "pypi")
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,9 @@ class Checkpoint:
 
 _OPT_STR = (str, type(None))
 _TYPES = {"model": str, "source": str, "pypi_package": _OPT_STR, "pypi_file": _OPT_STR, "metrics": dict,
-          "hf_repo": (str, type(None)), "filename": str, "key_layout": str,
-          "revision": (str, type(None)), "revision_short": (str, type(None)), "size": (int, type(None)),
-          "size_displayed": (str, type(None)), "sha256": (str, type(None)), "license": (str, type(None)),
-          "fallback_url": (str, type(None)), "sources": dict}
+          "hf_repo": _OPT_STR, "filename": str, "key_layout": str, "revision": _OPT_STR,
+          "revision_short": _OPT_STR, "size": (int, type(None)), "size_displayed": _OPT_STR, "sha256": _OPT_STR,
+          "license": _OPT_STR, "fallback_url": _OPT_STR, "sources": dict}
 _REQUIRED = ("model", "source", "hf_repo", "filename", "key_layout")
 
 
@@ -80,7 +79,7 @@ def validate(data: Any) -> dict[str, Checkpoint]:
             raise InvalidArgumentError(f"{where}: key_layout must be one of {KEY_LAYOUTS}")
         if rec.get("revision") is not None and not _HEX40.match(rec["revision"]):
             raise InvalidArgumentError(f"{where}: revision must be a full 40-hex commit hash or null")
-        if rec.get("sha256") is not None and not _HEX64.match(rec["sha256"]):
+        if rec.get("sha256") is not None and not HEX64.match(rec["sha256"]):
             raise InvalidArgumentError(f"{where}: sha256 must be 64 lowercase hex digits or null")
         out[tag] = Checkpoint(tag=tag, **rec)
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .convert import to_timm
+from .convert import to_timm, unwrap
 from .errors import CheckpointNotFoundError, IncompatibleCheckpointError, InvalidArgumentError
 from .manifest import Checkpoint, checkpoints, get_checkpoint
 from .twist import Twist
@@ -35,8 +35,7 @@ def checkpoint_for(entry: Any, pretrained: "bool | str") -> Checkpoint:
 
 def detect_layout(state: dict) -> str:
     """Key layout of a local checkpoint, from its names."""
-    names = (k.removeprefix("module.") for k in state)
-    return "efficientnet_pytorch" if any(k.startswith("_conv_stem") for k in names) else "timm"
+    return "efficientnet_pytorch" if any(k.startswith("_conv_stem") for k in unwrap(state)) else "timm"
 
 
 def state_for(twist: Twist, entry: Any, pretrained: "bool | str", checkpoint_path: "str | Path | None",

@@ -87,7 +87,9 @@ def _land_at_depth(base: Base, rules: Rules, nominal: int, d: float, budget: flo
     ratio = budget / best.macs if best is not None else 1.0
     gap_fill = int(2 * math.floor(nominal * math.sqrt(ratio) / 2))
     guess = best.w if best is not None else 1.0
-    for resolution in _resolutions(nominal, gap_fill)[1:]:
+    for resolution in _resolutions(nominal, gap_fill):
+        if resolution == nominal:
+            continue
         found = solve_width(base, rules, d, resolution, budget, guess)
         if found is not None and (best is None or found.macs > best.macs):
             best, guess = found, found.w
@@ -97,7 +99,7 @@ def _land_at_depth(base: Base, rules: Rules, nominal: int, d: float, budget: flo
 
 
 def land(base: Base, rules: Rules, r: float, d: float, budget: float, tolerance: float = TOLERANCE) -> Twist:
-    """Twist near (r, d) whose width, resolution (<= 12 px) and, rarely, depth (<= 6%) land on the budget.
+    """Twist near (r, d) whose width, resolution (<= 12 px) and, rarely, depth (<= 10%) land on the budget.
 
     Width is solved on the exact MAC count; channel rounding makes MACs a staircase in w with some tall
     steps, so the resolution is nudged while the landing is more than GOOD_ENOUGH below the budget, and
@@ -150,6 +152,4 @@ def solve_phi(base: Base, budget: float, lo: float = -12.0, hi: float = 5.0, pre
 def land_giant(base: Base, budget: float, tolerance: float = TOLERANCE) -> Twist:
     """The giant (compound) formula at the phi solved from the budget, width re-solved on exact MACs."""
     phi = solve_phi(base, budget)
-    if not math.isfinite(phi):
-        raise BudgetError(f"no giant-formula network fits {format_macs(budget)}")
     return land(base, get_rules(base.rules), GAMMA ** phi, ALPHA ** phi, budget, tolerance)

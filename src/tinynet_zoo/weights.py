@@ -10,16 +10,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 from .errors import ChecksumError, CheckpointNotFoundError, IncompatibleCheckpointError, UnverifiedCheckpointWarning
-from .manifest import Checkpoint
+from .manifest import HEX64, Checkpoint
 
 CACHE_ENV = "TINYNET_ZOO_CACHE"
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def sha256_file(path: "str | Path") -> str:
@@ -49,7 +47,7 @@ def verify(path: "str | Path", ckpt: Checkpoint) -> str:
                             f"{ckpt.tag} (truncated or wrong file; it was not loaded and nothing was deleted)")
     actual = sha256_file(real)
     # hub cache blobs of LFS files are named by their sha256: a free check where the manifest has none
-    expected = ckpt.sha256 or (real.name if _HEX64.match(real.name) else None)
+    expected = ckpt.sha256 or (real.name if HEX64.match(real.name) else None)
     if expected is None:
         warnings.warn(f"{ckpt.tag}: no pinned sha256 to verify {path} against; its sha256 is {actual}",
                       UnverifiedCheckpointWarning, stacklevel=3)
