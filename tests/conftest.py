@@ -4,6 +4,9 @@ import os
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # one math thread per xdist worker: N workers x N threads on N cores makes OpenMP spin and crawl
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import tinynet_zoo as tz  # noqa: E402
 

@@ -90,7 +90,15 @@ def create(name_or_twist: "str | Twist", pretrained: "bool | str" = False, num_c
 
     pretrained: False, True (the entry's checkpoint), a manifest tag such as 'tinynet_b.in1k', or 'inherit'
     (cut from the nearest larger pretrained model of the same base). checkpoint_path loads a local file.
+    'hf-hub:user/repo' re-creates a model saved by `push_to_hub` (its twist, classes and weights).
     """
+    if isinstance(name_or_twist, str) and name_or_twist.startswith("hf-hub:"):
+        if pretrained not in (False, True) or checkpoint_path is not None or features_only:
+            raise InvalidArgumentError("'hf-hub:' models carry their own weights: pretrained, checkpoint_path and "
+                                       "features_only do not apply")
+        from .hub import from_hub
+        return from_hub(name_or_twist, cache_dir=cache_dir, num_classes=None if num_classes == 1000 else num_classes,
+                        in_chans=None if in_chans == 3 else in_chans, **kwargs)
     twist, entry = resolve(name_or_twist)
     if not (pretrained in (False, True, None, "inherit") or isinstance(pretrained, str) and "." in pretrained):
         raise InvalidArgumentError(f"pretrained must be False, True, 'inherit' or a checkpoint tag like "
@@ -100,17 +108,19 @@ def create(name_or_twist: "str | Twist", pretrained: "bool | str" = False, num_c
     if pretrained or checkpoint_path is not None:
         from .pretrained import load_state, state_for
         load_state(model, state_for(twist, entry, pretrained, checkpoint_path, cache_dir), in_chans)
-    model.pretrained_cfg = _pretrained_cfg(twist, entry, num_classes, in_chans)
-    return model
-
-
-def _pretrained_cfg(twist: Twist, entry: Any, num_classes: int, in_chans: int) -> dict[str, Any]:
-    """timm-style config so timm's `resolve_data_config` and friends work on our models."""
     from .registry import DataConfig
     data = entry.data_config if entry is not None else DataConfig(resolution=twist.resolution)
-    return dict(
-        architecture=entry.name if entry is not None else "twist",
+    return finish(model, twist, entry.name if entry is not None else "twist", num_classes, in_chans, data)
+
+
+def finish(model: "nn.Module", twist: Twist, architecture: str, num_classes: int, in_chans: int, data: Any,
+           label_names: "Sequence[str] | None" = None) -> "nn.Module":
+    """Attach a timm-style pretrained_cfg (so timm's `resolve_data_config` works) that also records the twist."""
+    model.pretrained_cfg = dict(
+        architecture=architecture, twist=twist.to_dict(),
         num_classes=num_classes, input_size=(in_chans, data.resolution, data.resolution),
-        crop_pct=data.crop_pct, interpolation=data.interpolation, mean=data.mean, std=data.std,
+        crop_pct=data.crop_pct, interpolation=data.interpolation, mean=tuple(data.mean), std=tuple(data.std),
         first_conv="conv_stem", classifier="classifier",
+        label_names=list(label_names) if label_names is not None else None,
     )
+    return model

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from typing import Any, Sequence
@@ -136,6 +137,10 @@ def _cmd_predict(args: argparse.Namespace) -> Any:
     return rows, "\n".join(f"{r['probability']:6.3f}  {r['index']:4d}  {r['label']}" for r in rows)
 
 
+# Modules that register subcommands through `add_cli(subparsers)`; each imports torch only when run.
+COMMAND_MODULES: tuple[str, ...] = (".finetune",)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (importing it loads neither torch nor timm)."""
     from . import __version__
@@ -166,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--cache-dir", default=None)
     p.set_defaults(func=_cmd_predict)
+    for module in COMMAND_MODULES:  # later capabilities add their own subcommands (no torch at parse time)
+        importlib.import_module(module, __package__).add_cli(sub)
     for p in sub.choices.values():
         p.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -179,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TinyNetZooError as exc:
         print(f"tinynet-zoo: error: {exc}", file=sys.stderr)
         return 2
+    if data is None and not text:  # e.g. a non-zero rank under torchrun: nothing to say
+        return 0
     print(json.dumps(data, indent=1, default=str) if args.json else text)
     return 0
 

@@ -36,6 +36,14 @@ class IncompatibleCheckpointError(TinyNetZooError, ValueError):
     """A checkpoint that does not fit the architecture (missing/unexpected keys, wrong shapes) or is unreadable."""
 
 
+class DataError(TinyNetZooError, ValueError):
+    """A data folder that cannot be trained on (missing, empty, a class without images); the message says why."""
+
+
+class DataWarning(TinyNetZooError, UserWarning):
+    """Some images were left out (unreadable or corrupt); the message counts them."""
+
+
 class UnverifiedCheckpointWarning(TinyNetZooError, UserWarning):
     """A checkpoint loaded without a pinned sha256 to check it against (the message gives its hash)."""
 

@@ -1,0 +1,178 @@
+"""Data for fine-tuning: a model's input config and transforms (timm underneath), and image folders scanned,
+checked and split into train/val."""
+from __future__ import annotations
+
+import random
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import DataError, DataWarning, InvalidArgumentError
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def _model(model_or_name: "nn.Module | str | Any") -> "nn.Module":
+    if isinstance(model_or_name, str) or type(model_or_name).__name__ == "Twist":
+        from .build import create
+        return create(model_or_name)
+    if not hasattr(model_or_name, "pretrained_cfg"):
+        raise InvalidArgumentError("expected a model name, a Twist or a model made by tinynet_zoo.create (it has "
+                                   f"a pretrained_cfg), got {type(model_or_name).__name__}")
+    return model_or_name
+
+
+def data_config(model_or_name: "nn.Module | str | Any", **overrides: Any) -> dict[str, Any]:
+    """Input size, interpolation, mean, std and crop of a model, as timm's `resolve_data_config` gives them."""
+    from timm.data import resolve_data_config
+
+    config = resolve_data_config({}, model=_model(model_or_name))
+    unknown = set(overrides) - set(config)
+    if unknown:
+        raise InvalidArgumentError(f"unknown data config key(s) {sorted(unknown)}; accepted: {sorted(config)}")
+    config.update(overrides)
+    return config
+
+
+def transforms(model_or_name: "nn.Module | str | Any", train: bool = False, **overrides: Any) -> Callable:
+    """timm's preprocessing for a model: evaluation (resize, centre crop, normalise) or training augmentation."""
+    from timm.data import create_transform
+
+    return create_transform(**data_config(model_or_name, **overrides), is_training=train)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """An image folder scanned into labelled (path, class index) samples for training and validation."""
+
+    root: Path
+    classes: tuple[str, ...]
+    train: tuple[tuple[Path, int], ...]
+    val: tuple[tuple[Path, int], ...]
+    skipped: tuple[Path, ...] = field(default=())  # unreadable or corrupt images, left out
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _readable(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except Exception:  # PIL raises many types for corrupt files
+        return False
+
+
+def _samples(folder: Path, classes: tuple[str, ...], skipped: list[Path], offset: int = 0,
+             required: bool = True) -> list[tuple[Path, int]]:
+    """Readable images of each class folder, labelled offset + position; corrupt ones go to `skipped`."""
+    out = []
+    for index, name in enumerate(classes, start=offset):
+        directory = folder / name
+        files = sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()) \
+            if directory.is_dir() else []
+        good = [p for p in files if _readable(p)]
+        skipped.extend(sorted(set(files) - set(good)))
+        if required and not good:
+            what = "no readable images" if files else "no images"
+            raise DataError(f"class folder {directory} has {what} (accepted extensions: "
+                            f"{', '.join(IMAGE_EXTENSIONS)}); remove it or add images")
+        out.extend((p, index) for p in good)
+    return out
+
+
+def scan_folder(root: "str | Path", val_fraction: float = 0.2, seed: int = 0) -> Splits:
+    """Scan an ImageFolder (class sub-folders, or train/ and val/ each with class sub-folders) into Splits.
+
+    Without a val/ folder, a stratified `val_fraction` of each class is held out (seeded). Corrupt images are
+    left out with a warning that counts them.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist or is not a folder")
+    if not 0 < val_fraction < 1:
+        raise InvalidArgumentError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    skipped: list[Path] = []
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        classes = tuple(p.name for p in _class_dirs(root / "train"))
+        if not classes:
+            raise DataError(f"{root / 'train'} has no class sub-folders")
+        extra = sorted({p.name for p in _class_dirs(root / "val")} - set(classes))
+        if extra:
+            raise DataError(f"{root / 'val'} has classes missing from train/: {', '.join(extra)}")
+        train = _samples(root / "train", classes, skipped)
+        val = _samples(root / "val", classes, skipped, required=False)
+        if not val:
+            raise DataError(f"{root / 'val'} has no readable images")
+    else:
+        classes = tuple(p.name for p in _class_dirs(root))
+        if not classes:
+            raise DataError(f"data folder {root} is empty: expected one sub-folder of images per class, "
+                            "or train/ and val/ folders that each hold them")
+        rng = random.Random(seed)
+        train, val = [], []
+        for index in range(len(classes)):
+            group = _samples(root, classes[index:index + 1], skipped, offset=index)
+            rng.shuffle(group)
+            cut = max(1, round(len(group) * val_fraction)) if len(group) > 1 else 0
+            val.extend(group[:cut])
+            train.extend(group[cut:])
+    if len(classes) < 2:
+        raise DataError(f"{root} has a single class ({classes[0]}); classification needs at least two")
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} unreadable or corrupt image(s) in {root}, e.g. {skipped[0]}",
+                      DataWarning, stacklevel=2)
+    return Splits(root, classes, tuple(train), tuple(val), tuple(skipped))
+
+
+class ImageDataset:
+    """A torch-style dataset over (path, class index) samples, images opened as RGB and transformed."""
+
+    def __init__(self, samples: "tuple[tuple[Path, int], ...] | list[tuple[Path, int]]",
+                 transform: "Callable | None" = None) -> None:
+        self.samples = list(samples)
+        self.targets = [label for _, label in self.samples]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        from PIL import Image
+
+        path, label = self.samples[index]
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+        return (self.transform(image) if self.transform is not None else image), label
+
+
+def datasets(splits: Splits, model: "nn.Module") -> tuple[ImageDataset, ImageDataset]:
+    """Train (augmented) and val (evaluation transform) datasets for a model's input config."""
+    return (ImageDataset(splits.train, transforms(model, train=True)),
+            ImageDataset(splits.val, transforms(model, train=False)))
+
+
+def export_digits(root: "str | Path", size: int = 32, limit: int | None = None) -> Path:
+    """Write scikit-learn's handwritten digits (a real 1,797-image dataset) as an ImageFolder of PNGs."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    root = Path(root)
+    digits = load_digits()
+    for i, (pixels, label) in enumerate(zip(digits.images, digits.target)):
+        if limit is not None and i >= limit:
+            break
+        folder = root / str(int(label))
+        folder.mkdir(parents=True, exist_ok=True)
+        grey = (pixels * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
+        Image.fromarray(grey).resize((size, size), Image.BILINEAR).convert("RGB").save(folder / f"{i:04d}.png")
+    return root
