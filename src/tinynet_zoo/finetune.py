@@ -52,6 +52,10 @@ def build(model: "str | float | int | Twist", num_classes: int, pretrained: "boo
         if pretrained is None:
             pretrained = "inherit" if isinstance(target, Twist) else True
         net = create(target, pretrained=pretrained, num_classes=num_classes, **kwargs)
+        if pretrained and getattr(net, "classifier", None) is not None and num_classes != 1000:
+            import torch
+            torch.nn.init.zeros_(net.classifier.weight)  # a new head starts at zero (as BiT does): no early
+            torch.nn.init.zeros_(net.classifier.bias)    # large random logits to wreck pretrained features
     if freeze_until:
         from .freeze import freeze
         freeze(net, freeze_until)
