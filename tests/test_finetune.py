@@ -137,6 +137,13 @@ def test_train_val_layout(tmp_path):
         scan_folder(tmp_path)
 
 
+def test_unwritable_out_dir_fails_before_training(few_digits, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(InvalidArgumentError, match="not writable"):
+        tz.finetune(SMALL, few_digits, blocker / "run", pretrained=False, **QUICK)
+
+
 def test_bad_training_options(digits):
     with pytest.raises(InvalidArgumentError, match="did you mean 'epochs'"):
         tz.finetune(SMALL, digits, epoch=3)
@@ -336,3 +343,14 @@ def test_real_lite0_weights_learn_real_digits(tmp_path):
     assert result.best_top1 >= 45.0  # chance is 10%; measured 60.0% (docs/finetune.md)
     best = tz.load_pretrained(tmp_path / "run" / "best")
     assert best.pretrained_cfg["label_names"] == [str(i) for i in range(10)]
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_autocast_modes_train(few_digits, amp):
+    import math
+
+    from tinynet_zoo.train import amp_dtype
+    assert amp_dtype("off", torch.device("cpu")) is None
+    assert amp_dtype(amp, torch.device("cpu")) == {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    result = tz.finetune(SMALL, few_digits, None, pretrained=False, amp=amp, **QUICK)
+    assert math.isfinite(result.history[0]["train_loss"]) and math.isfinite(result.history[0]["val_loss"])
