@@ -96,7 +96,7 @@ def finetune(model: "str | float | int | Twist", data: "str | Path", out_dir: "s
     train_set, val_set = datasets(splits, net)
     from .train import train
     result = train(net, train_set, val_set, train_config, out_dir, resume=resume)
-    result.files.setdefault("skipped_images", str(len(splits.skipped)))
+    result.skipped_images = len(splits.skipped)
     return result
 
 

@@ -85,6 +85,7 @@ class TrainResult:
     wall_s: float
     world_size: int = 1
     files: dict[str, str] = field(default_factory=dict)
+    skipped_images: int = 0   # corrupt or unreadable images left out of the data
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -358,7 +359,8 @@ def train(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig 
             scaler.load_state_dict(state["scaler"])
         start_epoch = int(meta["epoch"]) + 1
         best = json.loads(meta["best"])
-        history = _read_history(Path(resume).parent if Path(resume).is_file() else Path(resume), start_epoch)
+        history = _read_history(Path(resume).parent if Path(resume).is_file() else Path(resume), start_epoch,
+                                rewrite=dist_info.main)
         if start_epoch >= config.epochs:
             warnings.warn(f"{resume} already finished epoch {start_epoch}/{config.epochs}; nothing left to train",
                           UserWarning, stacklevel=2)
@@ -483,7 +485,7 @@ def _append_jsonl(path: Path, row: dict[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
-def _read_history(folder: Path, epochs: int) -> list[dict[str, Any]]:
+def _read_history(folder: Path, epochs: int, rewrite: bool = True) -> list[dict[str, Any]]:
     """Rows of metrics.jsonl up to the resumed epoch (later ones were from a run that did not checkpoint)."""
     path = folder / "metrics.jsonl"
     if not path.is_file():
@@ -497,7 +499,8 @@ def _read_history(folder: Path, epochs: int) -> list[dict[str, Any]]:
         if row.get("epoch", 0) <= epochs:
             rows.append(row)
     rows = {r["epoch"]: r for r in rows}  # a repeated epoch keeps its latest row
-    _atomic(path, lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in rows.values())))
+    if rewrite:
+        _atomic(path, lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in rows.values())))
     return list(rows.values())
 
 
