@@ -67,7 +67,10 @@ def load_state(model: "nn.Module", state: dict, in_chans: int = 3) -> None:
                   (k not in target or target[k].shape != state[k].shape)]
     for key in head_reset:
         del state[key]
-    missing = [k for k in target if k not in state and not (head_reset and k.startswith("classifier."))]
+    # num_batches_tracked only counts BN updates (unused with a set momentum); frozen BNs and other frameworks
+    # do not save it
+    missing = [k for k in target if k not in state and not (head_reset and k.startswith("classifier."))
+               and not k.endswith(".num_batches_tracked")]
     unexpected = [k for k in state if k not in target]
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(target[k].shape)}" for k in state
              if k in target and state[k].shape != target[k].shape]

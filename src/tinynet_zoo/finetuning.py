@@ -57,7 +57,7 @@ def build(model: "str | float | int | Twist", num_classes: int, pretrained: "boo
             torch.nn.init.zeros_(net.classifier.weight)  # a new head starts at zero (as BiT does): no early
             torch.nn.init.zeros_(net.classifier.bias)    # large random logits to wreck pretrained features
     if freeze_until:
-        from .freeze import freeze
+        from .freezing import freeze
         freeze(net, freeze_until)
     return net
 
