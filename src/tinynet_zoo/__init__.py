@@ -29,6 +29,8 @@ _EXPORTS = {
     "push_to_hub": "hub",
     "save_pretrained": "hub",
     "load_pretrained": "hub",
+    "run_search": "search.run",
+    "search_report": "search.analysis",
     "TinyNetZooError": "errors",
     "UnknownModelError": "errors",
     "InvalidArgumentError": "errors",

@@ -138,7 +138,7 @@ def _cmd_predict(args: argparse.Namespace) -> Any:
 
 
 # Modules that register subcommands through `add_cli(subparsers)`; each imports torch only when run.
-COMMAND_MODULES: tuple[str, ...] = (".finetuning",)
+COMMAND_MODULES: tuple[str, ...] = (".finetuning", ".search.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,6 +44,10 @@ class DataWarning(TinyNetZooError, UserWarning):
     """Some images were left out (unreadable or corrupt); the message counts them."""
 
 
+class ExtraNotInstalledError(TinyNetZooError, ImportError):
+    """An optional dependency is missing; the message names the extra to install (pip install 'tinynet-zoo[...]')."""
+
+
 class UnverifiedCheckpointWarning(TinyNetZooError, UserWarning):
     """A checkpoint loaded without a pinned sha256 to check it against (the message gives its hash)."""
 

@@ -6,6 +6,7 @@ x = ln(c / c_base) plus, for kind "gpr", a zero-mean GP with an RBF kernel on th
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import warnings
@@ -15,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .bases import get_base, get_rules
+from .bases import Base, get_base, get_rules
 from .budget import format_macs, parse_budget
 from .errors import BudgetError, BudgetWarning, InvalidArgumentError, TinyNetZooError
 from .twist import Twist
@@ -61,6 +62,7 @@ class Formula:
     r_fit: TargetFit
     d_fit: TargetFit
     name: str = "custom"
+    resolution: int | None = None  # pixels r is relative to (a search at small resolution); None: the base's
 
     def x(self, macs: Any) -> Any:
         """Regression input: log budget relative to the base's MACs."""
@@ -95,11 +97,14 @@ class Formula:
             fits = {k: TargetFit(**data[k]) for k in ("r_fit", "d_fit")}
             formula = cls(kind=data["kind"], base=data["base"], rules=data["rules"], base_macs=int(data["base_macs"]),
                           points=tuple(tuple(map(float, p)) for p in data["points"]), name=data.get("name", "custom"),
-                          **fits)
+                          resolution=data.get("resolution"), **fits)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgumentError(f"not a valid formula file: {exc!r}") from None
         if formula.kind not in KINDS or any(len(p) != 3 for p in formula.points):
             raise InvalidArgumentError(f"not a valid formula: kind must be one of {KINDS} and points (macs, r, d)")
+        res = formula.resolution
+        if res is not None and not (isinstance(res, int) and res >= 32):
+            raise InvalidArgumentError(f"not a valid formula: resolution must be >= 32 pixels, got {res!r}")
         get_base(formula.base), get_rules(formula.rules)
         return formula
 
@@ -118,7 +123,7 @@ def _points(points: Iterable[Any]) -> list[tuple[float, float, float]]:
     return sorted(out)
 
 
-def _fit_target(x: Any, y: Any, kind: str) -> TargetFit:
+def _fit_target(x: Any, y: Any, kind: str, noise: float = 1e-4) -> TargetFit:
     import numpy as np
 
     slope, intercept = np.polyfit(x, y, 1)
@@ -129,7 +134,7 @@ def _fit_target(x: Any, y: Any, kind: str) -> TargetFit:
         from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
     except ImportError:
         raise TinyNetZooError("fitting a GPR formula needs scikit-learn: pip install 'tinynet-zoo[formula]'") from None
-    kernel = ConstantKernel(1e-2, (1e-6, 1.0)) * RBF(0.5, (0.2, 5.0)) + WhiteKernel(1e-6, (1e-8, 1e-4))
+    kernel = ConstantKernel(1e-2, (1e-6, 1.0)) * RBF(0.5, (0.2, 5.0)) + WhiteKernel(min(1e-6, noise), (1e-8, noise))
     gpr = GaussianProcessRegressor(kernel, n_restarts_optimizer=8, random_state=0)
     gpr.fit(np.asarray(x)[:, None], np.asarray(y) - (intercept + slope * np.asarray(x)))
     params = gpr.kernel_.get_params()
@@ -138,18 +143,22 @@ def _fit_target(x: Any, y: Any, kind: str) -> TargetFit:
 
 
 def fit_formula(points: Iterable[Any], kind: str = "gpr", base: str = "efficientnet_b0", rules: str = "tinynet",
-                name: str = "custom") -> Formula:
-    """Fit r(c) and d(c) over frontier points (Twists or (macs, r, d)) with GPR or linear regression."""
+                name: str = "custom", resolution: int | None = None, noise: float = 1e-4) -> Formula:
+    """Fit r(c) and d(c) over frontier points (Twists or (macs, r, d)) with GPR or linear regression.
+
+    resolution: the pixels r is relative to when the points come from a search at a small resolution
+    (None: the base's own); noise: the GP's largest white-noise variance (raise it for noisy fronts).
+    """
     if kind not in KINDS:
         raise InvalidArgumentError(f"unknown formula kind {kind!r}; accepted: {', '.join(KINDS)}")
     import numpy as np
 
     pts = _points(points)
-    base_macs = Twist(1.0, 1.0, 1.0, get_base(base).resolution, base, rules).macs
+    base_macs = Twist(1.0, 1.0, 1.0, resolution or get_base(base).resolution, base, rules).macs
     x = np.log(np.array([p[0] for p in pts]) / base_macs)
     return Formula(kind=kind, base=base, rules=rules, base_macs=base_macs, points=tuple(pts), name=name,
-                   r_fit=_fit_target(x, np.array([p[1] for p in pts]), kind),
-                   d_fit=_fit_target(x, np.array([p[2] for p in pts]), kind))
+                   r_fit=_fit_target(x, np.array([p[1] for p in pts]), kind, noise),
+                   d_fit=_fit_target(x, np.array([p[2] for p in pts]), kind, noise), resolution=resolution)
 
 
 def leave_one_out(points: Iterable[Any], kind: str = "gpr", base: str = "efficientnet_b0") -> list[dict[str, float]]:
@@ -238,7 +247,9 @@ def _land_grid(index: int, base: str, fit: "Formula | None", tolerance: float) -
     from .solver import land, land_giant
 
     budget, base_def = _grid_budget(index), get_base(base)
-    base_macs = _base_macs(base)
+    if fit is not None and fit.resolution is not None and fit.base == base:  # r is relative to the fit's pixels
+        base_def = dataclasses.replace(base_def, resolution=fit.resolution)
+    base_macs = _base_macs(base_def)
     # each grid landing aims tighter than the tolerance: the result may come from a grid budget below
     aim = tolerance - 2 * (GRID_RATIO - 1)
     if fit is None or budget > base_macs:
@@ -249,6 +260,5 @@ def _land_grid(index: int, base: str, fit: "Formula | None", tolerance: float) -
 
 
 @lru_cache(maxsize=None)
-def _base_macs(base: str) -> int:
-    base_def = get_base(base)
-    return Twist(1.0, 1.0, 1.0, base_def.resolution, base, base_def.rules).macs
+def _base_macs(base_def: Base) -> int:
+    return Twist(1.0, 1.0, 1.0, base_def.resolution, base_def.name, base_def.rules).macs
