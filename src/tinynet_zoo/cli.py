@@ -138,7 +138,7 @@ def _cmd_predict(args: argparse.Namespace) -> Any:
 
 
 # Modules that register subcommands through `add_cli(subparsers)`; each imports torch only when run.
-COMMAND_MODULES: tuple[str, ...] = (".finetuning", ".search.cli")
+COMMAND_MODULES: tuple[str, ...] = (".finetuning", ".search.cli", ".deploy.bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -48,6 +48,10 @@ class ExtraNotInstalledError(TinyNetZooError, ImportError):
     """An optional dependency is missing; the message names the extra to install (pip install 'tinynet-zoo[...]')."""
 
 
+class BackendNotInstalledError(ExtraNotInstalledError):
+    """A deploy backend (onnxruntime, openvino) that is not installed; the message names the extra."""
+
+
 class UnverifiedCheckpointWarning(TinyNetZooError, UserWarning):
     """A checkpoint loaded without a pinned sha256 to check it against (the message gives its hash)."""
 

@@ -1,0 +1,195 @@
+"""Export a model to ONNX (or OpenVINO IR): BatchNorm folded, written atomically, verified against eager."""
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ..errors import InvalidArgumentError, TinyNetZooError, unknown
+from .backends import is_installed, require, require_exporter
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+FORMATS = ("onnx", "openvino")
+TOLERANCE = 1e-4  # max |logit difference| accepted between the exported graph and the eager model
+VERIFY_BATCHES = (1, 3)  # batch sizes checked for a dynamic batch axis
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What was written and how closely it matches the eager model."""
+
+    path: Path
+    format: str
+    input_shape: tuple  # (batch or "N", channels, height, width)
+    opset: int
+    max_abs_diff: float  # worst |logit difference| over the verified batches
+    verified_batches: tuple[int, ...]
+    batchnorm_nodes: int  # BatchNormalization nodes left in the graph (0: all folded)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return {**asdict(self), "path": str(self.path)}
+
+
+def prepare(model_or_name: Any, resolution: "int | None" = None, pretrained: "bool | str" = False,
+            ) -> tuple["nn.Module", int]:
+    """An eval-mode module and its input resolution from a model name, a Twist or a module."""
+    import torch.nn as nn
+
+    from ..build import create
+    from ..twist import Twist
+
+    if isinstance(model_or_name, (str, Twist)):
+        model = create(model_or_name, pretrained=pretrained)
+    elif isinstance(model_or_name, nn.Module):
+        model = model_or_name
+    else:
+        raise InvalidArgumentError(f"expected a model name, a Twist or a torch module, got "
+                                   f"{type(model_or_name).__name__}")
+    if resolution is None:
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        if "input_size" not in cfg:
+            raise InvalidArgumentError("this module has no pretrained_cfg['input_size']; pass resolution=")
+        resolution = int(cfg["input_size"][-1])
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 16:
+        raise InvalidArgumentError(f"resolution must be an integer number of pixels >= 16, got {resolution!r}")
+    return model.eval(), resolution
+
+
+def fold_batchnorm(model: "nn.Module") -> "nn.Module":
+    """A copy of an eval-mode model with every BatchNorm that directly follows a conv folded into it."""
+    import torch.nn as nn
+    from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+    folded = copy.deepcopy(model).eval()
+    for parent in folded.modules():
+        previous = None
+        for name, child in list(parent.named_children()):
+            if type(previous) is nn.Conv2d and isinstance(child, nn.BatchNorm2d) and child.track_running_stats:
+                weight, bias = fuse_conv_bn_weights(previous.weight, previous.bias, child.running_mean,
+                                                    child.running_var, child.eps, child.weight, child.bias)
+                previous.weight, previous.bias = weight, bias
+                # timm's BatchNormAct2d applies dropout and an activation after normalising: keep those
+                tail = [m for m in (getattr(child, "drop", None), getattr(child, "act", None)) if m is not None]
+                setattr(parent, name, nn.Sequential(*tail) if tail else nn.Identity())
+            previous = child
+    return folded
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_path(path: "str | Path", suffix: str) -> Iterator[Path]:
+    """A temporary path in the target's directory, moved onto `path` on success and removed on failure."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InvalidArgumentError(f"cannot write {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InvalidArgumentError(f"cannot write {path}: directory {parent} is not writable")
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result gets a normal file's mode
+    tmp = Path(tmp)
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _export_onnx(model: "nn.Module", resolution: int, batch: "int | None", target: Path, opset: "int | None") -> None:
+    import torch
+
+    example = torch.randn(2 if batch is None else batch, 3, resolution, resolution)
+    dynamic = ({0: torch.export.Dim("batch", min=1)},) if batch is None else None
+    program = torch.onnx.export(model, (example,), dynamo=True, verbose=False, input_names=["input"],
+                                output_names=["logits"], dynamic_shapes=dynamic, opset_version=opset,
+                                external_data=False)
+    program.save(str(target))
+
+
+def _verify(model: "nn.Module", path: Path, backend: str, resolution: int, batch: "int | None",
+            tolerance: float) -> tuple[float, tuple[int, ...]]:
+    """Worst |logit difference| between the written graph and the eager model over the checked batch sizes."""
+    import numpy as np
+    import torch
+
+    from .backends import load_engine
+
+    batches = VERIFY_BATCHES if batch is None else (batch,)
+    engine, worst = load_engine(backend, path, threads=None), 0.0
+    for size in batches:
+        x = torch.randn(size, 3, resolution, resolution, generator=torch.Generator().manual_seed(size))
+        with torch.inference_mode():
+            expected = model(x).numpy()
+        worst = max(worst, float(np.abs(engine.run(x.numpy()) - expected).max()))
+    if not worst <= tolerance:
+        raise TinyNetZooError(f"the exported graph differs from the eager model by {worst:.3g} on the logits "
+                              f"(tolerance {tolerance:g}); nothing was written")
+    return worst, batches
+
+
+def _count_batchnorm(path: Path) -> int:
+    import onnx
+
+    return sum(node.op_type == "BatchNormalization" for node in onnx.load(str(path)).graph.node)
+
+
+def export(model_or_name: Any, path: "str | Path", format: str = "onnx", batch: "int | None" = 1,
+           resolution: "int | None" = None, pretrained: "bool | str" = False, opset: "int | None" = None,
+           tolerance: float = TOLERANCE) -> ExportReport:
+    """Export a model (name, Twist or module) to ONNX or OpenVINO IR, BatchNorm folded, verified against eager.
+
+    batch: a fixed batch size, or None for a dynamic batch axis (then batches 1 and 3 are verified). The
+    file appears only after it passed verification (temporary file in the same directory, then os.replace).
+    """
+    if format not in FORMATS:
+        raise unknown("format", format, FORMATS)
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise InvalidArgumentError(f"batch must be a positive integer or None (dynamic), got {batch!r}")
+    verifier = "onnxruntime" if format == "onnx" and is_installed("onnxruntime") else "openvino"
+    require(verifier)
+    require_exporter()
+    path = Path(path)
+    model, resolution = prepare(model_or_name, resolution, pretrained)
+    with atomic_path(path, ".onnx") as tmp_onnx:
+        _export_onnx(fold_batchnorm(model), resolution, batch, tmp_onnx, opset)
+        import onnx
+        used_opset = next(o.version for o in onnx.load(str(tmp_onnx)).opset_import if o.domain in ("", "ai.onnx"))
+        batchnorm_nodes = _count_batchnorm(tmp_onnx)
+        if format == "onnx":
+            diff, batches = _verify(model, tmp_onnx, verifier, resolution, batch, tolerance)
+            os.replace(tmp_onnx, path)
+        else:
+            diff, batches = _save_openvino(model, tmp_onnx, path, resolution, batch, tolerance)
+    shape = ("N" if batch is None else batch, 3, resolution, resolution)
+    return ExportReport(path, format, shape, used_opset, diff, batches, batchnorm_nodes)
+
+
+def _save_openvino(model: "nn.Module", onnx_path: Path, path: Path, resolution: int, batch: "int | None",
+                   tolerance: float) -> tuple[float, tuple[int, ...]]:
+    """Convert a verified ONNX file to OpenVINO IR (path.xml + path.bin), verify it, then move both into place."""
+    import openvino as ov
+
+    if path.suffix != ".xml":
+        raise InvalidArgumentError(f"an OpenVINO IR path ends in .xml (weights go next to it in .bin), got {path}")
+    with atomic_path(path, ".xml") as tmp_xml:
+        tmp_bin = tmp_xml.with_suffix(".bin")
+        try:
+            ov.save_model(ov.convert_model(str(onnx_path)), str(tmp_xml), compress_to_fp16=False)
+            result = _verify(model, tmp_xml, "openvino", resolution, batch, tolerance)
+            os.replace(tmp_bin, path.with_suffix(".bin"))
+            os.replace(tmp_xml, path)
+        finally:
+            tmp_bin.unlink(missing_ok=True)
+    return result

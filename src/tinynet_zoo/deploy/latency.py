@@ -1,0 +1,114 @@
+"""`for_latency`: the largest tiny-formula twist whose measured batch-1 latency on this machine fits a budget.
+
+The family searched is `for_flops(c)` over MAC budgets c (so r, d, w follow the tiny formula). Latency is
+measured, not modelled: starting at 10M MACs the budget doubles until a twist is over the latency budget,
+then the bracket is bisected on log MACs until its ends are within `tolerance`. Each measurement builds the
+twist, exports it (about 5-10 s on 2 cores), compiles it on the backend and times `runs` batch-1 calls.
+Measurements: 1 + ceil(log2(c*/10M)) while doubling, + ceil(log2(ln 2 / ln(1 + tolerance))) bisecting
+(4 at 5%); about 9 for a budget met near 100M MACs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..errors import BudgetError, InvalidArgumentError
+from ..formula import MAX_BUDGET, MIN_BUDGET, for_flops
+from ..twist import Twist
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """The twist found, its measured latency, and every (MACs, median ms) measured on the way."""
+
+    twist: Twist
+    median_ms: float
+    budget_ms: float
+    backend: str
+    measurements: tuple[tuple[int, float], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return {"twist": self.twist.to_dict(), "macs": self.twist.macs, "median_ms": self.median_ms,
+                "budget_ms": self.budget_ms, "backend": self.backend,
+                "measurements": [list(m) for m in self.measurements]}
+
+
+def measurement_bound(macs: float, tolerance: float) -> int:
+    """Most measurements for_latency makes when the budget is met near `macs` MACs."""
+    doubling = 1 + math.ceil(math.log2(max(macs, MIN_BUDGET) / MIN_BUDGET)) + 1
+    return doubling + math.ceil(math.log2(math.log(2) / math.log1p(tolerance)))
+
+
+class _Timer:
+    """Times twists on one backend; 'auto' is resolved on the first twist and kept for the rest."""
+
+    def __init__(self, backend: str, runs: int, warmup: int, cache_dir: Any) -> None:
+        self.backend, self.threads, self.runs, self.warmup, self.cache_dir = backend, None, runs, warmup, cache_dir
+
+    def __call__(self, twist: Twist) -> float:
+        import numpy as np
+
+        from .runtime import runtime
+        from .timing import time_calls
+
+        predictor = runtime(twist, backend=self.backend, threads=self.threads, cache_dir=self.cache_dir)
+        self.backend, self.threads = predictor.backend, predictor.threads
+        batch = np.zeros((1, 3, twist.resolution, twist.resolution), dtype=np.float32)
+        return time_calls(lambda: predictor(batch), self.warmup, self.runs).median_ms
+
+    def label(self) -> str:
+        return self.backend + (f":{self.threads}" if self.threads else "")
+
+
+def for_latency(ms: float, backend: str = "auto", base: str = "efficientnet_b0", formula: Any = "tiny",
+                tolerance: float = 0.05, max_macs: float = MAX_BUDGET, runs: int = 30, warmup: int = 10,
+                cache_dir: Any = None, measure: "Callable[[Twist], float] | None" = None) -> LatencyResult:
+    """The largest tiny-formula twist (by MACs) whose measured batch-1 median latency is within `ms` milliseconds.
+
+    max_macs caps the search (default 4G); measure replaces the timing (a callable twist -> ms), e.g. a fixed
+    latency model or another harness.
+    """
+    if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms <= 0:
+        raise BudgetError(f"a latency budget is a positive number of milliseconds, got {ms!r}")
+    if not 0 < tolerance < 1:
+        raise InvalidArgumentError(f"tolerance must be in (0, 1), got {tolerance!r}")
+    if not MIN_BUDGET <= max_macs <= MAX_BUDGET:
+        raise BudgetError(f"max_macs must be within {MIN_BUDGET:.3g} to {MAX_BUDGET:.3g} MACs, got {max_macs!r}")
+    timer = _Timer(backend, runs, warmup, cache_dir) if measure is None else None
+    if timer is not None and backend != "auto":
+        from .backends import require
+        require(backend)  # unknown or not installed: say so before building anything
+    time_twist = measure or timer
+    seen: list[tuple[int, float]] = []
+
+    def probe(budget: float) -> tuple[Twist, float]:
+        twist = for_flops(budget, base=base, formula=formula)
+        latency = float(time_twist(twist))
+        seen.append((twist.macs, latency))
+        return twist, latency
+
+    best, best_ms = probe(MIN_BUDGET)
+    if best_ms > ms:
+        raise BudgetError(f"even the smallest twist ({best.macs / 1e6:.1f}M MACs) takes {best_ms:.3g} ms, over the "
+                          f"budget of {ms:g} ms")
+    low, high = MIN_BUDGET, None
+    while high is None and low < max_macs:  # double until over budget
+        budget = min(2 * low, max_macs)
+        twist, latency = probe(budget)
+        if latency <= ms:
+            low, best, best_ms = budget, twist, latency
+        else:
+            high = budget
+    while high is not None and high / low > 1 + tolerance:  # bisect on log MACs
+        budget = math.sqrt(low * high)
+        twist, latency = probe(budget)
+        if latency <= ms:
+            low = budget
+            if twist.macs > best.macs:
+                best, best_ms = twist, latency
+        else:
+            high = budget
+    label = timer.label() if timer is not None else "custom"
+    return LatencyResult(best, best_ms, float(ms), label, tuple(seen))

@@ -1,0 +1,277 @@
+"""Deploy path: verified ONNX/OpenVINO export, runtimes equal to eager, auto-backend cache, bench, bad input."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import tinynet_zoo as tz
+from tinynet_zoo.cli import main
+from tinynet_zoo.deploy import autoselect
+from tinynet_zoo.deploy.export import fold_batchnorm
+
+RES = 64
+TWIST = tz.Twist(0.4, 0.4, 0.4, RES)
+
+
+def _model():
+    """A small twist whose BatchNorm statistics are not the identity, so folding and the 1e-4 check matter."""
+    torch.manual_seed(0)
+    model = tz.create(TWIST).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+        model.classifier.weight.normal_(0, 0.5)
+    return model
+
+
+def _eager(model, x):
+    with torch.inference_mode():
+        return model(x).numpy()
+
+
+def _batch(n, seed=0):
+    return torch.randn(n, 3, RES, RES, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="session")
+def model():
+    return _model()
+
+
+@pytest.fixture(scope="session")
+def exported(model, tmp_path_factory):
+    """One fixed-batch and one dynamic-batch export (seconds each), made once and shared by xdist workers."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "deploy_exports"
+    root.mkdir(exist_ok=True)
+    reports = {}
+    with FileLock(str(root / "lock")):
+        for kind, batch in (("fixed", 1), ("dynamic", None)):
+            saved = root / f"{kind}.json"
+            if not saved.exists():
+                saved.write_text(json.dumps(tz.export(model, root / f"{kind}.onnx", batch=batch).to_dict()))
+            reports[kind] = json.loads(saved.read_text())
+            reports[kind]["path"] = Path(reports[kind]["path"])
+    return reports
+
+
+def test_logits_are_large_enough_for_the_tolerance_to_mean_something(model):
+    assert _eager(model, _batch(2)).std() > 0.1
+
+
+def test_fold_batchnorm_matches_eager_and_removes_every_batchnorm(model):
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+    x = _batch(3)
+    assert np.abs(_eager(folded, x) - _eager(model, x)).max() < 1e-4
+
+
+def _onnxruntime(path, x):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+
+
+def test_fixed_batch_export_is_verified_and_folded(model, exported):
+    report = exported["fixed"]
+    assert report["path"].is_file() and report["input_shape"] == [1, 3, RES, RES]
+    assert report["verified_batches"] == [1] and report["max_abs_diff"] < 1e-4 and report["batchnorm_nodes"] == 0
+    x = _batch(1, seed=7)
+    assert np.abs(_onnxruntime(report["path"], x) - _eager(model, x)).max() < 1e-4  # checked independently too
+    with pytest.raises(Exception):
+        _onnxruntime(report["path"], _batch(3))  # the batch axis is fixed
+
+
+def test_dynamic_batch_export_runs_batches_1_and_3(model, exported):
+    report = exported["dynamic"]
+    assert report["input_shape"] == ["N", 3, RES, RES] and report["verified_batches"] == [1, 3]
+    assert report["max_abs_diff"] < 1e-4 and report["batchnorm_nodes"] == 0
+    for n in (1, 3):
+        x = _batch(n, seed=10 + n)
+        assert np.abs(_onnxruntime(report["path"], x) - _eager(model, x)).max() < 1e-4
+
+
+def _reuse(exported, kind, monkeypatch):
+    """Make export() reuse an existing export of the same model instead of re-tracing it (seconds saved)."""
+    from tinynet_zoo.deploy import export as export_module
+
+    monkeypatch.setattr(export_module, "_export_onnx", lambda *args: shutil.copyfile(exported[kind]["path"], args[3]))
+
+
+def test_openvino_ir_export(model, exported, tmp_path, monkeypatch):
+    _reuse(exported, "dynamic", monkeypatch)  # the ONNX step is tested above; this tests IR, verify, atomicity
+    report = tz.export(model, tmp_path / "model.xml", format="openvino", batch=None)
+    assert report.max_abs_diff < 1e-4 and (tmp_path / "model.bin").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin", "model.xml"]  # no temporary files left
+    x = _batch(2)
+    assert np.abs(tz.runtime(report.path, backend="openvino")(x.numpy()) - _eager(model, x)).max() < 1e-4
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino", "torch"])
+def test_runtime_equals_eager_for_numpy_and_torch_input(model, exported, backend):
+    source = model if backend == "torch" else exported["dynamic"]["path"]
+    predictor = tz.runtime(source, backend=backend)
+    assert predictor.backend == backend and predictor.input_shape == (None, 3, RES, RES)
+    x = _batch(3, seed=3)
+    from_numpy, from_torch = predictor(x.numpy()), predictor(x)
+    assert isinstance(from_numpy, np.ndarray) and isinstance(from_torch, torch.Tensor)
+    assert np.abs(from_numpy - _eager(model, x)).max() < 1e-4
+    assert np.abs(from_torch.numpy() - from_numpy).max() == 0
+    assert predictor(x[:1]).shape == (1, 1000)
+
+
+def test_wrong_shape_names_the_expected_shape(exported):
+    dynamic = tz.runtime(exported["dynamic"]["path"], backend="onnxruntime")
+    with pytest.raises(tz.InvalidArgumentError, match=r"\(2, 3, 32, 32\) does not match the expected shape "
+                                                       r"\(N, 3, 64, 64\)"):
+        dynamic(np.zeros((2, 3, 32, 32), np.float32))
+    fixed = tz.runtime(exported["fixed"]["path"], backend="openvino")
+    with pytest.raises(tz.InvalidArgumentError, match=r"expected shape \(1, 3, 64, 64\)"):
+        fixed(np.zeros((4, 3, RES, RES), np.float32))
+    with pytest.raises(tz.InvalidArgumentError, match="numpy array or torch tensor"):
+        fixed([[0.0]])
+
+
+def test_unknown_backend_and_format_suggest_close_matches(model, exported, tmp_path):
+    with pytest.raises(tz.UnknownModelError, match="unknown backend 'openvno'; did you mean 'openvino'"):
+        tz.runtime(exported["dynamic"]["path"], backend="openvno")
+    with pytest.raises(tz.UnknownModelError, match="unknown format 'onx'; did you mean 'onnx'"):
+        tz.export(model, tmp_path / "m.onnx", format="onx")
+    with pytest.raises(tz.InvalidArgumentError, match="backend 'torch' runs a model"):
+        tz.runtime(exported["dynamic"]["path"], backend="torch")
+    with pytest.raises(tz.InvalidArgumentError, match="no exported model at"):
+        tz.runtime(tmp_path / "missing.onnx")
+
+
+def test_missing_backend_names_the_extra(monkeypatch, exported):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # find_spec() then reports it as not installed
+    with pytest.raises(tz.BackendNotInstalledError, match=r"'openvino' package.*pip install 'tinynet-zoo\[deploy\]'"):
+        tz.runtime(exported["dynamic"]["path"], backend="openvino")
+    assert issubclass(tz.BackendNotInstalledError, ImportError)
+    from tinynet_zoo.deploy.backends import installed_backends
+    assert "openvino" not in installed_backends()
+
+
+def test_unwritable_or_failed_export_leaves_nothing_behind(model, tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(tz.InvalidArgumentError, match="does not exist"):
+        tz.export(model, blocker / "model.onnx")
+    from tinynet_zoo.deploy import export as export_module
+
+    def half_written(module, resolution, batch, target, opset):
+        target.write_bytes(b"partial")
+        raise RuntimeError("exporter crashed")
+
+    monkeypatch.setattr(export_module, "_export_onnx", half_written)
+    with pytest.raises(RuntimeError, match="exporter crashed"):
+        tz.export(model, tmp_path / "model.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_verification_failure_writes_nothing(model, exported, tmp_path, monkeypatch):
+    _reuse(exported, "dynamic", monkeypatch)  # a valid graph, but of another model than `other`
+    torch.manual_seed(1)
+    other = tz.create(TWIST)
+    with pytest.raises(tz.TinyNetZooError, match="differs from the eager model by"):
+        tz.export(other, tmp_path / "model.onnx", batch=None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_auto_measures_once_then_uses_the_cache(exported, tmp_path, monkeypatch):
+    predictor = tz.runtime(exported["dynamic"]["path"], cache_dir=tmp_path)
+    assert predictor.choice["cached"] is False and predictor.backend in ("onnxruntime", "openvino")
+    assert set(predictor.choice["median_ms"]) >= {"onnxruntime:1", "openvino:1"}
+    data = json.loads((tmp_path / "deploy" / "backend_choice.json").read_text())
+    (slot,) = data.values()
+    assert slot["machine"]["cores"] >= 1 and slot["machine"]["onnxruntime"]
+    (entry,) = slot["models"].values()
+    assert entry["choice"] == f"{predictor.backend}:{predictor.threads}"
+    assert entry["median_ms"][entry["choice"]] == min(entry["median_ms"].values())
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured again instead of using the cache")
+
+    monkeypatch.setattr(autoselect, "measure_candidates", no_measuring)
+    again = tz.runtime(exported["dynamic"]["path"], cache_dir=tmp_path)
+    assert again.choice["cached"] is True and (again.backend, again.threads) == (predictor.backend, predictor.threads)
+    assert [p.name for p in (tmp_path / "deploy").iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_cache_key_ignores_weights_but_not_architecture(model, exported):
+    torch.manual_seed(5)
+    assert autoselect.graph_key(None, model, RES) == autoselect.graph_key(None, tz.create(TWIST), RES)
+    assert autoselect.graph_key(None, model, RES) != autoselect.graph_key(None, model, RES + 32)
+    fixed, dynamic = (autoselect.graph_key(exported[k]["path"]) for k in ("fixed", "dynamic"))
+    assert fixed != dynamic
+
+
+def test_bench_json_on_a_tiny_model(capsys, tmp_path):
+    code = main(["bench", "tinynet_e", "--backends", "eager,onnxruntime,torch", "--runs", "3", "--warmup", "1",
+                 "--batch", "2", "--batch-runs", "1", "--no-progress", "--json", "--plot", str(tmp_path / "p.png"),
+                 "--cache-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    rows = json.loads(out)
+    assert code == 0 and [r["backend"] for r in rows] == ["eager", "onnxruntime", "torch"]
+    assert rows[0]["speedup"] == 1.0 and rows[0]["macs"] == tz.model_info("tinynet_e").macs
+    for row in rows:
+        assert row["median_ms"] > 0 and row["p90_ms"] >= row["median_ms"] and row["images_per_s"] > 0
+        assert row["speedup"] == pytest.approx(rows[0]["median_ms"] / row["median_ms"])
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_rejects_unknown_backend(capsys):
+    code = main(["bench", "tinynet_e", "--backends", "eager,onnxruntim"])
+    assert code == 2 and "did you mean 'onnxruntime'" in capsys.readouterr().err
+
+
+def _latency(twist):
+    return twist.macs / 1e7  # a deterministic stand-in: 1 ms per 10M MACs
+
+
+def test_for_latency_is_monotone_and_lands_near_the_budget():
+    previous = 0
+    for budget_ms in (2.0, 3.0, 5.0, 8.0, 13.0, 40.0):
+        result = tz.for_latency(budget_ms, measure=_latency)
+        from tinynet_zoo.deploy.latency import measurement_bound
+        assert result.median_ms <= budget_ms and result.median_ms == _latency(result.twist)
+        assert result.twist.macs >= 0.93 * budget_ms * 1e7  # bracket 5% + for_flops's 1%
+        assert result.twist.macs >= previous and len(result.measurements) <= measurement_bound(budget_ms * 1e7, 0.05)
+        previous = result.twist.macs
+
+
+def test_for_latency_bad_budgets():
+    with pytest.raises(tz.BudgetError, match="even the smallest twist"):
+        tz.for_latency(0.5, measure=_latency)
+    with pytest.raises(tz.BudgetError, match="positive number of milliseconds"):
+        tz.for_latency(-1, measure=_latency)
+    with pytest.raises(tz.UnknownModelError, match="did you mean 'torch'"):
+        tz.for_latency(5, backend="torchh")
+
+
+def test_for_latency_real_measurement_on_torch():
+    result = tz.for_latency(1e5, backend="torch", max_macs=20e6, runs=2, warmup=1)
+    assert [round(m / 1e6) for m, _ in result.measurements] in ([10, 20], [10, 19], [9, 20], [9, 19])
+    assert result.backend == "torch" and 19e6 <= result.twist.macs <= 20e6 and result.median_ms > 0
+
+
+def test_deploy_modules_import_without_torch():
+    code = ("import sys; import tinynet_zoo as tz; import tinynet_zoo.deploy.bench, tinynet_zoo.deploy.runtime, "
+            "tinynet_zoo.deploy.latency, tinynet_zoo.deploy.export; tz.export; tz.runtime; tz.for_latency; "
+            "print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.split() == ["False"], proc.stderr
