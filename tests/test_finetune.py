@@ -124,16 +124,34 @@ def test_bad_data_folders(tmp_path):
     assert [p.name for p in splits.skipped] == ["broken.jpg"]
 
 
-def test_train_val_layout(tmp_path):
-    for split, n in (("train", 4), ("val", 2)):
+def test_truncated_jpeg_is_skipped(tmp_path):
+    import io
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            Image.new("RGB", (32, 32), (i * 90, 20, 40)).save(tmp_path / cls / f"{i}.jpg")
+    buffer = io.BytesIO()
+    Image.effect_noise((64, 64), 60).convert("RGB").save(buffer, format="JPEG")
+    (tmp_path / "a" / "cut.jpg").write_bytes(buffer.getvalue()[:len(buffer.getvalue()) // 2])  # passes verify()
+    with pytest.warns(DataWarning, match="skipped 1"):
+        assert [p.name for p in scan_folder(tmp_path).skipped] == ["cut.jpg"]
+
+
+@pytest.mark.parametrize("held_out", ["val", "test"])
+def test_train_val_layout(tmp_path, held_out):
+    for split, n in (("train", 4), (held_out, 2)):
         for cls in ("a", "b"):
             (tmp_path / split / cls).mkdir(parents=True)
             for i in range(n):
                 Image.new("RGB", (8, 8), (i * 9, 0, 0)).save(tmp_path / split / cls / f"{i}.png")
     splits = scan_folder(tmp_path)
     assert len(splits.train) == 8 and len(splits.val) == 4
-    (tmp_path / "val" / "c").mkdir()
+    (tmp_path / held_out / "c").mkdir()
     with pytest.raises(DataError, match="missing from train/: c"):
+        scan_folder(tmp_path)
+    import shutil
+    shutil.rmtree(tmp_path / held_out)
+    with pytest.raises(DataError, match="train/ but no val"):
         scan_folder(tmp_path)
 
 
@@ -203,6 +221,26 @@ def test_resume_equals_uninterrupted_run(few_digits, tmp_path, monkeypatch):
         assert torch.equal(full[key], part[key]), key
 
 
+def test_resume_with_more_epochs_extends_the_schedule(few_digits, tmp_path):
+    lr = 1e-3
+    tz.finetune(SMALL, few_digits, tmp_path / "run", pretrained=False, lr=lr, warmup_epochs=0, **QUICK)
+    resumed = tz.finetune(SMALL, few_digits, tmp_path / "run", pretrained=False, lr=lr, warmup_epochs=0,
+                          resume=tmp_path / "run", **{**QUICK, "epochs": 4})
+    lrs = [row["lr"] for row in resumed.history]
+    assert lrs[0] == pytest.approx(lr * 1e-2)           # the 1-epoch run ended at the bottom of its cosine
+    assert lrs[1] == pytest.approx(lr * (0.01 + 0.99 * 0.5))  # halfway down the 4-epoch cosine, not stuck at 1%
+    assert lrs[1] > lrs[2] > lrs[3] == pytest.approx(lr * 1e-2)
+
+
+def test_checkpoint_pair_from_different_epochs_is_refused(few_digits, tmp_path):
+    tz.finetune(SMALL, few_digits, tmp_path / "run", pretrained=False, **QUICK)
+    state = torch.load(tmp_path / "run" / "last.optim.pt", weights_only=True)
+    state["epoch"] += 1
+    torch.save(state, tmp_path / "run" / "last.optim.pt")
+    with pytest.raises(IncompatibleCheckpointError, match="different epochs"):
+        tz.finetune(SMALL, few_digits, tmp_path / "run", pretrained=False, resume=tmp_path / "run", **QUICK)
+
+
 def test_resume_from_another_architecture_is_refused(few_digits, tmp_path):
     digits = few_digits
     tz.finetune(SMALL, digits, tmp_path / "run", pretrained=False, **QUICK)
@@ -232,6 +270,12 @@ def test_save_and_load_pretrained_round_trip(tmp_path):
     assert torch.equal(_logits(model, 48), _logits(again, 48))
     assert again.pretrained_cfg["input_size"] == (3, 48, 48)
     assert tz.load_pretrained(tmp_path / "m", num_classes=3).num_classes == 3  # head swap
+    four = tz.create(twist, num_classes=2, in_chans=4)  # e.g. RGB + depth
+    tz.save_pretrained(four, tmp_path / "four")
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 48, 48)
+    with torch.no_grad():
+        assert torch.equal(four.eval()(x), tz.load_pretrained(tmp_path / "four").eval()(x))
     with pytest.raises(InvalidArgumentError, match="features_only"):
         tz.save_pretrained(tz.create("tinynet_e", features_only=True), tmp_path / "f")
 
@@ -277,6 +321,7 @@ def test_push_to_hub_then_create_from_hub_offline(tmp_path, monkeypatch):
     again = tz.create("hf-hub:me/tiny", cache_dir=tmp_path / "cache")
     assert torch.equal(_logits(model, 40), _logits(again, 40))
     assert again.pretrained_cfg["twist"] == twist.to_dict()
+    assert tz.create("hf-hub:me/tiny", cache_dir=tmp_path / "cache", num_classes=1000).num_classes == 1000
     with pytest.raises(tz.errors.CheckpointNotFoundError, match="not in the Hugging Face cache"):
         tz.create("hf-hub:me/other", cache_dir=tmp_path / "cache")
     with pytest.raises(InvalidArgumentError, match="user/repo"):

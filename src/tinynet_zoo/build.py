@@ -83,22 +83,24 @@ def resolve(name_or_twist: "str | Twist") -> tuple[Twist, Any]:
         f"create() takes a model name (see list_models()) or a Twist, got {type(name_or_twist).__name__}")
 
 
-def create(name_or_twist: "str | Twist", pretrained: "bool | str" = False, num_classes: int = 1000,
-           in_chans: int = 3, features_only: bool = False, checkpoint_path: "str | Path | None" = None,
+def create(name_or_twist: "str | Twist", pretrained: "bool | str" = False, num_classes: int | None = None,
+           in_chans: int | None = None, features_only: bool = False, checkpoint_path: "str | Path | None" = None,
            cache_dir: "str | Path | None" = None, **kwargs: Any) -> "nn.Module":
     """Build a catalogued model by name, or any Twist, as a timm EfficientNet, optionally with weights.
 
     pretrained: False, True (the entry's checkpoint), a manifest tag such as 'tinynet_b.in1k', or 'inherit'
     (cut from the nearest larger pretrained model of the same base). checkpoint_path loads a local file.
     'hf-hub:user/repo' re-creates a model saved by `push_to_hub` (its twist, classes and weights).
+    num_classes defaults to 1000 (to the saved count for 'hf-hub:'), in_chans to 3 (to the saved count).
     """
     if isinstance(name_or_twist, str) and name_or_twist.startswith("hf-hub:"):
         if pretrained not in (False, True) or checkpoint_path is not None or features_only:
             raise InvalidArgumentError("'hf-hub:' models carry their own weights: pretrained, checkpoint_path and "
                                        "features_only do not apply")
         from .hub import from_hub
-        return from_hub(name_or_twist, cache_dir=cache_dir, num_classes=None if num_classes == 1000 else num_classes,
-                        in_chans=None if in_chans == 3 else in_chans, **kwargs)
+        return from_hub(name_or_twist, cache_dir=cache_dir, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    num_classes = 1000 if num_classes is None else num_classes
+    in_chans = 3 if in_chans is None else in_chans
     twist, entry = resolve(name_or_twist)
     if not (pretrained in (False, True, None, "inherit") or isinstance(pretrained, str) and "." in pretrained):
         raise InvalidArgumentError(f"pretrained must be False, True, 'inherit' or a checkpoint tag like "

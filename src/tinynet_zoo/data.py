@@ -13,6 +13,7 @@ from .errors import DataError, DataWarning, InvalidArgumentError
 if TYPE_CHECKING:
     import torch.nn as nn
 
+VAL_NAMES = ("val", "valid", "validation", "test")  # accepted names of a held-out folder beside train/
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
 
@@ -66,6 +67,8 @@ def _readable(path: Path) -> bool:
     try:
         with Image.open(path) as image:
             image.verify()
+        with Image.open(path) as image:  # verify() does not decode (a truncated JPEG passes it): decode too
+            image.load()
         return True
     except Exception:  # PIL raises many types for corrupt files
         return False
@@ -101,17 +104,22 @@ def scan_folder(root: "str | Path", val_fraction: float = 0.2, seed: int = 0) ->
     if not 0 < val_fraction < 1:
         raise InvalidArgumentError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     skipped: list[Path] = []
-    if (root / "train").is_dir() and (root / "val").is_dir():
+    held_out = next((root / n for n in VAL_NAMES if (root / n).is_dir()), None)
+    if (root / "train").is_dir() != (held_out is not None):
+        what = f"train/ but no {'/'.join(VAL_NAMES)}" if held_out is None else f"{held_out.name}/ but no train"
+        raise DataError(f"{root} has {what} folder: give both, or only class sub-folders (a validation split is "
+                        "then held out)")
+    if held_out is not None:
         classes = tuple(p.name for p in _class_dirs(root / "train"))
         if not classes:
             raise DataError(f"{root / 'train'} has no class sub-folders")
-        extra = sorted({p.name for p in _class_dirs(root / "val")} - set(classes))
+        extra = sorted({p.name for p in _class_dirs(held_out)} - set(classes))
         if extra:
-            raise DataError(f"{root / 'val'} has classes missing from train/: {', '.join(extra)}")
+            raise DataError(f"{held_out} has classes missing from train/: {', '.join(extra)}")
         train = _samples(root / "train", classes, skipped)
-        val = _samples(root / "val", classes, skipped, required=False)
+        val = _samples(held_out, classes, skipped, required=False)
         if not val:
-            raise DataError(f"{root / 'val'} has no readable images")
+            raise DataError(f"{held_out} has no readable images")
     else:
         classes = tuple(p.name for p in _class_dirs(root))
         if not classes:

@@ -47,6 +47,9 @@ def build(model: "str | float | int | Twist", num_classes: int, pretrained: "boo
 
     target, _ = resolve_model(model)
     if isinstance(target, str) and target.startswith("hf-hub:"):
+        if pretrained not in (None, True):
+            raise InvalidArgumentError(f"{target} brings its own weights; pretrained={pretrained!r} does not apply "
+                                       "(to train that architecture from scratch, pass its twist instead)")
         net = create(target, num_classes=num_classes, **kwargs)
     else:
         if pretrained is None:

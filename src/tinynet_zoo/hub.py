@@ -125,7 +125,7 @@ def load_pretrained(folder: "str | Path", num_classes: int | None = None, in_cha
     if in_chans != config["in_chans"] and config["in_chans"] != 3:
         raise IncompatibleCheckpointError(f"{folder} has {config['in_chans']} input channels; it can be loaded "
                                           f"with in_chans={config['in_chans']} (or 3-channel weights adapted)")
-    load_state(model, state, in_chans)
+    load_state(model, state, 3 if in_chans == config["in_chans"] else in_chans)  # adapt only 3-channel weights
     data = config["data_config"]
     finish(model, twist, config.get("architecture") or "twist", num_classes, in_chans,
            DataConfig(resolution=data["resolution"], crop_pct=data["crop_pct"],

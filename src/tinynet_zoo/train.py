@@ -35,7 +35,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     warmup_epochs: float = 1.0
     ema_decay: float | None = 0.999  # None: no EMA
-    amp: str = "auto"                # auto: bf16/fp16 on CUDA, off on CPU (measured slower without AMX; see docs)
+    amp: str = "auto"                # auto: bf16/fp16 on CUDA; on CPUs bf16 only with AMX/AVX512-BF16 (see docs)
     channels_last: str = "auto"      # auto: on (oneDNN/cuDNN NHWC kernels are faster for these nets)
     workers: int = 0
     seed: int = 0
@@ -210,8 +210,11 @@ def save_checkpoint(folder: Path, model: "nn.Module", ema: Any, optimizer: Any, 
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if ema is not None:
         tensors.update({f"ema.{k}": v.detach().contiguous().cpu() for k, v in ema.module.state_dict().items()})
+    import torch.distributed as dist
+
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     meta = {"epoch": str(epoch), "best": json.dumps(best), "config": json.dumps(asdict(config)),
-            "fingerprint": json.dumps(fingerprint(model))}
+            "world": str(world), "fingerprint": json.dumps(fingerprint(model))}
     state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
              "scaler": scaler.state_dict() if scaler is not None else None}
     # the optimizer file first: a checkpoint whose .safetensors exists always has its optimizer state
@@ -250,6 +253,11 @@ def load_checkpoint(path: "str | Path", model: "nn.Module") -> tuple[dict, dict,
             f"{ours.get('architecture')} (twist {ours.get('twist')}, {ours.get('num_classes')} classes); "
             f"the {what} differs. Resume with the same model and data, or start a new --out folder")
     state = torch.load(optim_path, map_location="cpu", weights_only=True)
+    if int(state.get("epoch", -1)) != int(meta["epoch"]):
+        raise IncompatibleCheckpointError(
+            f"{path} (epoch {int(meta['epoch']) + 1}) and {optim_path.name} (epoch {int(state.get('epoch', -2)) + 1}) "
+            "are from different epochs: the run stopped while saving; start a new --out folder, or resume from a "
+            "copy of a consistent pair")
     return tensors, state, meta
 
 
@@ -335,13 +343,15 @@ def train(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig 
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = create_optimizer_v2(model, "adamw", lr=config.lr * dist_info.world, weight_decay=config.weight_decay)
+    optimizer = create_optimizer_v2(model, "adamw", lr=config.lr * dist_info.world,
+                                    weight_decay=config.weight_decay)
     pin = device.type == "cuda"
     train_loader = _loader(train_set, batch_size, True, dist_info, config, pin)
     val_loader = _loader(val_set, batch_size, False, dist_info, config, pin)
     steps = len(train_loader)
-    scheduler = CosineLRScheduler(optimizer, t_initial=config.epochs * steps, lr_min=config.lr * 1e-2,
-                                  warmup_t=int(config.warmup_epochs * steps), warmup_lr_init=config.lr * 1e-2,
+    peak = config.lr * dist_info.world
+    scheduler = CosineLRScheduler(optimizer, t_initial=config.epochs * steps, lr_min=peak * 1e-2,
+                                  warmup_t=int(config.warmup_epochs * steps), warmup_lr_init=peak * 1e-2,
                                   t_in_epochs=False)
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     ema = ModelEmaV3(model, decay=config.ema_decay, use_warmup=True) if config.ema_decay else None
@@ -354,10 +364,16 @@ def train(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig 
         if ema is not None and any(k.startswith("ema.") for k in tensors):
             ema.module.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         start_epoch = int(meta["epoch"]) + 1
+        # the schedule is this run's (e.g. more --epochs extend the cosine), continued at the resumed step
+        for group in optimizer.param_groups:
+            group["initial_lr"] = peak
+        scheduler.base_values = [peak] * len(optimizer.param_groups)
+        scheduler.step_update(start_epoch * steps)
+        _warn_changed(json.loads(meta.get("config", "{}")), config, int(meta.get("world", dist_info.world)),
+                      dist_info.world)
         best = json.loads(meta["best"])
         history = _read_history(Path(resume).parent if Path(resume).is_file() else Path(resume), start_epoch,
                                 rewrite=dist_info.main)
@@ -455,6 +471,17 @@ def train(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig 
         dist.destroy_process_group()
     model.to(memory_format=torch.contiguous_format)
     return result
+
+
+def _warn_changed(old: dict[str, Any], new: TrainConfig, old_world: int, world: int) -> None:
+    """Say which settings differ from the checkpoint's run (the schedule then differs from an unbroken run)."""
+    ignore = {"epochs", "progress", "workers"}
+    changed = sorted(k for k, v in asdict(new).items() if k not in ignore and k in old and old[k] != v)
+    if old_world != world:
+        changed.append(f"processes ({old_world} -> {world})")
+    if changed:
+        warnings.warn(f"resuming with changed settings: {', '.join(changed)}; training continues, but not as the "
+                      "original run would have", UserWarning, stacklevel=3)
 
 
 def _seed_everything(seed: int) -> None:

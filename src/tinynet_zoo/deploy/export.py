@@ -59,6 +59,10 @@ def prepare(model_or_name: Any, resolution: "int | None" = None, pretrained: "bo
         resolution = int(cfg["input_size"][-1])
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 16:
         raise InvalidArgumentError(f"resolution must be an integer number of pixels >= 16, got {resolution!r}")
+    stem = getattr(model, "conv_stem", None)
+    if stem is not None and stem.in_channels != 3:
+        raise InvalidArgumentError(f"the deploy path takes 3-channel (RGB) models; this one has in_chans="
+                                   f"{stem.in_channels}")
     return model.eval(), resolution
 
 

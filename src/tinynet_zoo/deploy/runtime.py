@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import InvalidArgumentError
+from ..errors import BackendNotInstalledError, InvalidArgumentError
 from .backends import OnnxRuntimeEngine, OpenVinoEngine, TorchEngine, installed_backends, require
 
 EXPORTED_SUFFIXES = (".onnx", ".xml")
@@ -112,6 +112,9 @@ def runtime(model_or_name_or_path: Any, backend: str = "auto", threads: "int | N
         if backend == "auto":
             from .autoselect import graph_key
             candidates = _candidates(file, module, resolution, threads)
+            if not candidates:
+                raise BackendNotInstalledError("no installed engine runs exported files: pip install "
+                                               "'tinynet-zoo[deploy]' (onnxruntime, openvino)")
             label, engine, choice = _select(candidates, graph_key(file, module, resolution), cache_dir, remeasure)
             backend, _, count = label.partition(":")
             threads = int(count) if count else None

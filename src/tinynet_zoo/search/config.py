@@ -87,6 +87,12 @@ class SearchConfig:
                     f"{format_macs(lo)} to {format_macs(hi)} MACs (from 10M, which for_flops needs, or the smallest "
                     "network in the ranges, up to the base's own MACs; a lower base_resolution allows smaller "
                     "budgets, a higher one larger)")
+        from .sampling import trial_id
+        ids = [trial_id(b, 0) for b in parsed]
+        clash = sorted({i.rsplit("-", 1)[0] for i in ids if ids.count(i) > 1})
+        if clash:
+            raise BudgetError(f"budgets too close to tell apart in trial names ({', '.join(clash)}): give budgets "
+                              "that differ by at least 0.1M")
         return tuple(parsed)
 
     def trials_per_budget(self) -> dict[float, int]:
