@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CheckpointNotFoundError, IncompatibleCheckpointError, InvalidArgumentError
+from .files import umask
 from .twist import Twist
 
 if TYPE_CHECKING:
@@ -70,8 +71,7 @@ def save_pretrained(model: "nn.Module", folder: "str | Path", metrics: dict[str,
 
 def _share(folder: Path) -> None:
     """Give the folder and its files the permissions the umask allows (mkdtemp and safetensors use 0700/0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
+    mask = umask()
     os.chmod(folder, 0o777 & ~mask)
     for path in folder.iterdir():
         os.chmod(path, 0o666 & ~mask)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import IncompatibleCheckpointError, InvalidArgumentError, TinyNetZooError
+from .files import write_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -189,18 +190,6 @@ def fingerprint(model: "nn.Module") -> dict[str, Any]:
             "shapes": {k: list(v.shape) for k, v in model.state_dict().items()}}
 
 
-def _atomic(path: Path, write: Any) -> None:
-    """Write via a temporary file in the same folder, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_checkpoint(folder: Path, model: "nn.Module", ema: Any, optimizer: Any, scheduler: Any, scaler: Any,
                     epoch: int, best: dict[str, Any], config: TrainConfig) -> Path:
     """last.safetensors (model + 'ema.' tensors, metadata) and last.optim.pt (optimizer/scheduler state)."""
@@ -218,8 +207,8 @@ def save_checkpoint(folder: Path, model: "nn.Module", ema: Any, optimizer: Any, 
     state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
              "scaler": scaler.state_dict() if scaler is not None else None}
     # the optimizer file first: a checkpoint whose .safetensors exists always has its optimizer state
-    _atomic(folder / "last.optim.pt", lambda p: torch.save(state, p))
-    _atomic(folder / "last.safetensors", lambda p: save_file(tensors, str(p), metadata=meta))
+    write_atomic(folder / "last.optim.pt", lambda p: torch.save(state, p))
+    write_atomic(folder / "last.safetensors", lambda p: save_file(tensors, str(p), metadata=meta))
     return folder / "last.safetensors"
 
 
@@ -527,7 +516,7 @@ def _read_history(folder: Path, epochs: int, rewrite: bool = True) -> list[dict[
             rows.append(row)
     rows = {r["epoch"]: r for r in rows}  # a repeated epoch keeps its latest row
     if rewrite:
-        _atomic(path, lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in rows.values())))
+        write_atomic(path, lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in rows.values())))
     return list(rows.values())
 
 
@@ -552,5 +541,5 @@ def _plot(path: Path, history: list[dict[str, Any]]) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    _atomic(path, lambda p: fig.savefig(p, format="png", dpi=100))
+    write_atomic(path, lambda p: fig.savefig(p, format="png", dpi=100))
     plt.close(fig)

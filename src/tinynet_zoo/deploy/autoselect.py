@@ -10,12 +10,12 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
+from ..files import write_atomic
 from ..weights import CACHE_ENV
 from .timing import time_calls
 
@@ -79,16 +79,6 @@ def _read(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def cached_choice(key: str, cache_dir: "str | Path | None" = None) -> "dict[str, Any] | None":
     """The cached choice for a graph on this machine, or None."""
     machine = _digest(machine_fingerprint())
@@ -106,7 +96,7 @@ def store_choice(key: str, entry: dict[str, Any], cache_dir: "str | Path | None"
         data = _read(path)
         slot = data.setdefault(_digest(fingerprint), {"machine": fingerprint, "models": {}})
         slot["models"][key] = entry
-        _write_atomic(path, data)
+        write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
     return path
 
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import InvalidArgumentError, TinyNetZooError, unknown
+from ..files import temporary_beside
 from .backends import is_installed, require, require_exporter
 
 if TYPE_CHECKING:
@@ -86,12 +86,6 @@ def fold_batchnorm(model: "nn.Module") -> "nn.Module":
     return folded
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 @contextmanager
 def atomic_path(path: "str | Path", suffix: str) -> Iterator[Path]:
     """A temporary path in the target's directory, moved onto `path` on success and removed on failure."""
@@ -101,14 +95,8 @@ def atomic_path(path: "str | Path", suffix: str) -> Iterator[Path]:
         raise InvalidArgumentError(f"cannot write {path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise InvalidArgumentError(f"cannot write {path}: directory {parent} is not writable")
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result gets a normal file's mode
-    tmp = Path(tmp)
-    try:
+    with temporary_beside(path, suffix) as tmp:
         yield tmp
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _export_onnx(model: "nn.Module", resolution: int, batch: "int | None", target: Path, opset: "int | None") -> None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..budget import format_macs
 from ..errors import InvalidArgumentError
+from ..files import write_atomic
 from .results import read_results
 
 GPR_NOISE = 0.05  # white-noise variance a search front may carry (the packaged fit allows only 1e-4)
@@ -182,9 +182,8 @@ def search_report(out: "str | Path", plot: bool = True, fit_fraction: float = FI
         plot_search(out / PLOT_NAME, trials, leaders, fits, config)
         report.files["plot"] = str(out / PLOT_NAME)
     report.files["report"] = str(out / REPORT_NAME)
-    tmp = out / (REPORT_NAME + ".tmp")
-    tmp.write_text(json.dumps(_clean(report.to_dict()), indent=1) + "\n")
-    os.replace(tmp, out / REPORT_NAME)
+    text = json.dumps(_clean(report.to_dict()), indent=1) + "\n"
+    write_atomic(out / REPORT_NAME, lambda tmp: tmp.write_text(text))
     return report
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidArgumentError
+from ..files import write_atomic
 
 RESULTS_NAME = "results.jsonl"
 FORMAT_VERSION = 1
@@ -83,9 +84,7 @@ class ResultsFile:
         self.path = prepare_out_dir(out) / RESULTS_NAME
         if not self.path.exists():
             header = {"type": "search", "version": FORMAT_VERSION, "config": identity}
-            tmp = self.path.with_name(RESULTS_NAME + ".tmp")
-            tmp.write_text(json.dumps(header) + "\n")
-            os.replace(tmp, self.path)
+            write_atomic(self.path, lambda tmp: tmp.write_text(json.dumps(header) + "\n"))
         records, good = _parse(self.path)
         if not records or records[0].get("type") != "search":
             raise InvalidArgumentError(f"{self.path} exists but is not a search results file; choose another --out")
