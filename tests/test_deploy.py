@@ -275,3 +275,17 @@ def test_deploy_modules_import_without_torch():
             "print('torch' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.split() == ["False"], proc.stderr
+
+
+def test_deploy_refuses_non_rgb_models(tmp_path):
+    with pytest.raises(tz.InvalidArgumentError, match="3-channel"):
+        tz.export(tz.create(tz.Twist(r=0.3, d=0.5, w=0.5, resolution=32), in_chans=1), tmp_path / "m.onnx")
+    assert not list(tmp_path.iterdir())
+
+
+def test_auto_runtime_without_engines_names_the_extra(tmp_path, monkeypatch):
+    from tinynet_zoo.deploy import runtime as rt
+    (tmp_path / "m.onnx").write_bytes(b"")
+    monkeypatch.setattr(rt, "installed_backends", lambda: ["torch"])
+    with pytest.raises(tz.BackendNotInstalledError, match=r"tinynet-zoo\[deploy\]"):
+        tz.runtime(tmp_path / "m.onnx", backend="auto")

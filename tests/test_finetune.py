@@ -399,3 +399,4 @@ def test_autocast_modes_train(few_digits, amp):
     assert amp_dtype(amp, torch.device("cpu")) == {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     result = tz.finetune(SMALL, few_digits, None, pretrained=False, amp=amp, **QUICK)
     assert math.isfinite(result.history[0]["train_loss"]) and math.isfinite(result.history[0]["val_loss"])
+

@@ -261,3 +261,10 @@ def test_search_help_imports_neither_torch_nor_ray_nor_sklearn():
             "print(sorted(m for m in ('torch', 'ray', 'sklearn', 'timm') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_search_budgets_with_colliding_trial_names_are_refused():
+    from tinynet_zoo.errors import BudgetError
+    from tinynet_zoo.search.config import SearchConfig
+    with pytest.raises(BudgetError, match="too close"):
+        SearchConfig("digits", ["12M", "12.04M"], 4, base_resolution=48)
