@@ -16,27 +16,22 @@ if TYPE_CHECKING:
     from .twist import Twist
 
 
-def resolve_model(model: "str | float | int | Twist") -> "tuple[str | Twist, str]":
-    """What `create` should build for a name, a MAC budget ('50M', 50e6) or a Twist, and a label for it."""
-    from .registry import list_models
-    from .twist import Twist
-
-    if isinstance(model, Twist):
-        return model, "twist"
-    if isinstance(model, str) and (model in list_models() or model.startswith("hf-hub:")):
-        return model, model
-    if isinstance(model, str) and model.lower() in {n.lower() for n in list_models()}:
-        return model.lower(), model.lower()
+def resolve_model(model: "str | float | int | Twist") -> "str | Twist":
+    """What `create` should build for a name or alias, 'hf-hub:user/repo', a MAC budget ('50M', 50e6) or a Twist."""
     from .budget import parse_budget
     from .formula import for_flops
+    from .twist import Twist
+
+    if isinstance(model, Twist) or isinstance(model, str) and model.startswith("hf-hub:"):
+        return model
     try:
         budget = parse_budget(model)
     except InvalidArgumentError:
-        if isinstance(model, str) and not model[:1].isdigit():
+        if isinstance(model, str):
             from .registry import get_entry
-            get_entry(model)  # raises the unknown-model error with suggestions
+            return get_entry(model).name  # a name or alias; an unknown one raises with close matches
         raise
-    return for_flops(budget), f"for_flops({budget / 1e6:g}M)"
+    return for_flops(budget)
 
 
 def build(model: "str | float | int | Twist", num_classes: int, pretrained: "bool | str | None" = None,
@@ -45,7 +40,7 @@ def build(model: "str | float | int | Twist", num_classes: int, pretrained: "boo
     from .build import create
     from .twist import Twist
 
-    target, _ = resolve_model(model)
+    target = resolve_model(model)
     if isinstance(target, str) and target.startswith("hf-hub:"):
         if pretrained not in (None, True):
             raise InvalidArgumentError(f"{target} brings its own weights; pretrained={pretrained!r} does not apply "

@@ -41,6 +41,11 @@ def model_config(model: "nn.Module") -> dict[str, Any]:
     }
 
 
+def cpu_state(module: "nn.Module", prefix: str = "") -> dict[str, Any]:
+    """The module's state as contiguous CPU tensors (what safetensors can write), keys optionally prefixed."""
+    return {f"{prefix}{k}": v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+
+
 def save_pretrained(model: "nn.Module", folder: "str | Path", metrics: dict[str, Any] | None = None,
                     extra: dict[str, Any] | None = None) -> Path:
     """Write model.safetensors, config.json and a model card README.md into `folder` (replaced atomically)."""
@@ -54,8 +59,7 @@ def save_pretrained(model: "nn.Module", folder: "str | Path", metrics: dict[str,
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
+        save_file(cpu_state(model), str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
         (staging / CONFIG_NAME).write_text(json.dumps(config, indent=1) + "\n")
         (staging / "README.md").write_text(_card(config))
         _share(staging)

@@ -190,21 +190,21 @@ def fingerprint(model: "nn.Module") -> dict[str, Any]:
             "shapes": {k: list(v.shape) for k, v in model.state_dict().items()}}
 
 
-def save_checkpoint(folder: Path, model: "nn.Module", ema: Any, optimizer: Any, scheduler: Any, scaler: Any,
-                    epoch: int, best: dict[str, Any], config: TrainConfig) -> Path:
-    """last.safetensors (model + 'ema.' tensors, metadata) and last.optim.pt (optimizer/scheduler state)."""
+def save_checkpoint(folder: Path, model: "nn.Module", ema: Any, optimizer: Any, scaler: Any, epoch: int,
+                    best: dict[str, Any], config: TrainConfig, world: int = 1) -> Path:
+    """last.safetensors (model + 'ema.' tensors, metadata) and last.optim.pt (optimizer and grad-scaler state;
+    the learning-rate schedule is recomputed from the step on resume, so it is not stored)."""
     import torch
     from safetensors.torch import save_file
 
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    if ema is not None:
-        tensors.update({f"ema.{k}": v.detach().contiguous().cpu() for k, v in ema.module.state_dict().items()})
-    import torch.distributed as dist
+    from .hub import cpu_state
 
-    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    tensors = cpu_state(model)
+    if ema is not None:
+        tensors.update(cpu_state(ema.module, prefix="ema."))
     meta = {"epoch": str(epoch), "best": json.dumps(best), "config": json.dumps(asdict(config)),
             "world": str(world), "fingerprint": json.dumps(fingerprint(model))}
-    state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
+    state = {"optimizer": optimizer.state_dict(), "epoch": epoch,
              "scaler": scaler.state_dict() if scaler is not None else None}
     # the optimizer file first: a checkpoint whose .safetensors exists always has its optimizer state
     write_atomic(folder / "last.optim.pt", lambda p: torch.save(state, p))
@@ -437,7 +437,7 @@ def train(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig 
                 from .hub import save_pretrained
                 save_pretrained(winner, out / "best", metrics={"val_top1": top1, "epoch": epoch + 1,
                                                               "weights": source}, extra=extra_meta)
-            save_checkpoint(out, model, ema, optimizer, scheduler, scaler, epoch, best, config)
+            save_checkpoint(out, model, ema, optimizer, scaler, epoch, best, config, dist_info.world)
         if dist_info.world > 1:
             import torch.distributed as dist
             dist.barrier()
