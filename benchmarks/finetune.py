@@ -1,4 +1,4 @@
-"""Training throughput of `tinynet_zoo.train` vs a plain timm + torch loop on the same model and data, same run.
+"""Training throughput of `tinynet_zoo.training` vs a plain timm + torch loop on the same model and data, same run.
 
 Both train the same timm architecture on the same real images (scikit-learn digits exported as an ImageFolder,
 timm's training transform at the model's resolution), batch 32, AdamW, one data-loading process. The plain loop
@@ -22,8 +22,9 @@ import timm
 import torch
 
 import tinynet_zoo as tz
-from tinynet_zoo.data import ImageDataset, export_digits, scan_folder
-from tinynet_zoo.train import TrainConfig, amp_dtype, train
+from tinynet_zoo.training.data import ImageDataset, export_digits, scan_folder
+from tinynet_zoo.training.config import TrainConfig
+from tinynet_zoo.training.loop import amp_dtype, train
 
 
 def plain_images_per_s(name: str, dataset: ImageDataset, batch_size: int) -> float:
@@ -43,7 +44,7 @@ def plain_images_per_s(name: str, dataset: ImageDataset, batch_size: int) -> flo
 
 
 def ours_images_per_s(name: str, dataset: ImageDataset, val: ImageDataset, batch_size: int) -> float:
-    """`tinynet_zoo.train` for one epoch; its own measurement of the training part (evaluation excluded)."""
+    """`tinynet_zoo.training` for one epoch; its own measurement of the training part (evaluation excluded)."""
     torch.manual_seed(0)
     model = tz.create(name, num_classes=10)
     result = train(model, dataset, val, TrainConfig(epochs=1, batch_size=batch_size, warmup_epochs=0,

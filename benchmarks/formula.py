@@ -6,8 +6,8 @@ import warnings
 import numpy as np
 
 import tinynet_zoo as tz
-from tinynet_zoo import arch as arch_module
-from tinynet_zoo.formula import MAX_BUDGET, MIN_BUDGET, _land_grid
+from tinynet_zoo.core import arch as arch_module
+from tinynet_zoo.core.formula import MAX_BUDGET, MIN_BUDGET, _land_grid
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     start = time.perf_counter()
     model = tz.create(tz.for_flops(100e6))
     build = time.perf_counter() - start
-    from tinynet_zoo.flops import count_macs
+    from tinynet_zoo.core.flops import count_macs
     arch = tz.model_info("tinynet_a").twist.arch
     start = time.perf_counter()
     for _ in range(1000):

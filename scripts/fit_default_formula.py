@@ -1,7 +1,7 @@
 """Regenerate src/tinynet_zoo/formulas/tiny_b0.json: the GPR tiny formula fit to TinyNet-A..E and B0."""
 from pathlib import Path
 
-from tinynet_zoo.formula import default_points, fit_formula
+from tinynet_zoo.core.formula import default_points, fit_formula
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "tinynet_zoo" / "formulas" / "tiny_b0.json"
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 import tinynet_zoo as tz
-from tinynet_zoo.formula import MIN_BUDGET
+from tinynet_zoo.core.formula import MIN_BUDGET
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "formula.png"
 

@@ -29,3 +29,14 @@ def measured_macs(model, resolution, in_chans=3):
 @pytest.fixture(params=ALL_MODELS)
 def model_name(request):
     return request.param
+
+
+def hub_cache_entry(cache, repo, folder, revision="0123456789abcdef0123456789abcdef01234567"):
+    """Lay a saved model folder out as a Hugging Face hub cache entry (what a download leaves behind)."""
+    root = cache / f"models--{repo.replace('/', '--')}"
+    snap = root / "snapshots" / revision
+    snap.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        (snap / name).write_bytes((folder / name).read_bytes())
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text(revision)

@@ -25,3 +25,23 @@ def test_public_functions_have_docstrings_and_hints():
         if inspect.isfunction(value):
             hints = inspect.signature(value)
             assert hints.return_annotation is not inspect.Signature.empty, f"tz.{name} has no return type"
+
+
+def test_documented_public_names_equal_all():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    # the first cell of every table row that starts with a backticked name (spec rows name examples, not API)
+    documented = set(re.findall(r"^\| `([A-Za-z_]+)[(`]", text, flags=re.MULTILINE))
+    assert documented == set(tz.__all__), (sorted(documented - set(tz.__all__)), sorted(set(tz.__all__) - documented))
+
+
+def test_every_error_class_is_importable_and_what_callers_expect():
+    from tinynet_zoo.errors import ERRORS
+
+    assert {e.__name__ for e in ERRORS} <= set(tz.__all__)
+    assert issubclass(tz.UnknownNameError, ValueError) and issubclass(tz.UnknownNameError, KeyError)
+    assert issubclass(tz.UnknownTagError, tz.UnknownModelError) and issubclass(tz.BudgetError, ValueError)
+    assert issubclass(tz.BackendNotInstalledError, ImportError) and issubclass(tz.ChecksumError, OSError)
+    assert str(tz.UnknownNameError("unknown x 'y'")) == "unknown x 'y'"  # not KeyError's repr

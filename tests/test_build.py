@@ -47,13 +47,13 @@ def test_twist_builds_uncatalogued_size():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(num_classes=-1), "num_classes must be >= 0"),
+    (dict(num_classes=-1), "num_classes must be an integer >= 0"),
     (dict(num_classes=2.5), "num_classes must be an integer"),
     (dict(num_classes=True), "num_classes must be an integer"),
-    (dict(in_chans=0), "in_chans must be >= 1"),
+    (dict(in_chans=0), "in_chans must be an integer >= 1"),
     (dict(drop_rat=0.2), "did you mean 'drop_rate'"),
-    (dict(drop_rate=1.5), r"drop_rate must be a probability in \[0, 1\)"),
-    (dict(features_only=True, out_indices=(7,)), "out_indices must be"),
+    (dict(drop_rate=1.5), r"drop_rate must be a finite number in \[0, 1\)"),
+    (dict(features_only=True, out_indices=(7,)), "out_indices item must be an integer in"),
     (dict(pretrained="yes"), "pretrained must be False, True, 'inherit' or a checkpoint tag"),
 ])
 def test_bad_arguments(kwargs, match):
@@ -66,7 +66,9 @@ def test_unknown_name_suggests_close_match():
         tz.create("tinynet_aa")
     assert isinstance(err.value, KeyError) and isinstance(err.value, tz.TinyNetZooError)
     with pytest.raises(tz.InvalidArgumentError, match="a model name"):
-        tz.create(42)
+        tz.create(["tinynet_a"])
+    with pytest.raises(tz.BudgetError, match="outside the supported range"):
+        tz.create(42)  # a number is a MAC budget
 
 
 def test_create_writes_nothing(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ import torch
 import tinynet_zoo as tz
 from tinynet_zoo.cli import main
 from tinynet_zoo.deploy import autoselect
-from tinynet_zoo.deploy.export import fold_batchnorm
+from tinynet_zoo.deploy.fold import fold_batchnorm
 
 RES = 64
 TWIST = tz.Twist(0.4, 0.4, 0.4, RES)
@@ -147,9 +147,9 @@ def test_wrong_shape_names_the_expected_shape(exported):
 
 
 def test_unknown_backend_and_format_suggest_close_matches(model, exported, tmp_path):
-    with pytest.raises(tz.UnknownModelError, match="unknown backend 'openvno'; did you mean 'openvino'"):
+    with pytest.raises(tz.UnknownNameError, match="unknown backend 'openvno'; did you mean 'openvino'"):
         tz.runtime(exported["dynamic"]["path"], backend="openvno")
-    with pytest.raises(tz.UnknownModelError, match="unknown format 'onx'; did you mean 'onnx'"):
+    with pytest.raises(tz.UnknownNameError, match="unknown export format 'onx'; did you mean 'onnx'"):
         tz.export(model, tmp_path / "m.onnx", format="onx")
     with pytest.raises(tz.InvalidArgumentError, match="backend 'torch' runs a model"):
         tz.runtime(exported["dynamic"]["path"], backend="torch")
@@ -259,7 +259,7 @@ def test_for_latency_bad_budgets():
         tz.for_latency(0.5, measure=_latency)
     with pytest.raises(tz.BudgetError, match="positive number of milliseconds"):
         tz.for_latency(-1, measure=_latency)
-    with pytest.raises(tz.UnknownModelError, match="did you mean 'torch'"):
+    with pytest.raises(tz.UnknownNameError, match="did you mean 'torch'"):
         tz.for_latency(5, backend="torchh")
 
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import tinynet_zoo as tz
-from tinynet_zoo.flops import count_macs, count_params
+from tinynet_zoo.core.flops import count_macs, count_params
 from conftest import ALL_MODELS, measured_macs
 
 

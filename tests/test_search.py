@@ -82,11 +82,11 @@ def test_bad_input_is_refused_with_specific_errors(tmp_path, data, monkeypatch):
     with pytest.raises(tz.InvalidArgumentError, match=r"trials \(2\) must be at least the number of budgets \(3\)"):
         run_search(data, BUDGETS, 2, tmp_path / "o", **SMALL)
     (tmp_path / "file").write_text("")
-    with pytest.raises(tz.InvalidArgumentError, match="cannot write to the output folder"):
+    with pytest.raises(tz.InvalidArgumentError, match="search folder .* is not writable"):
         run_search(data, BUDGETS, 3, tmp_path / "file" / "out", **SMALL)
     with pytest.raises(tz.TinyNetZooError, match="does not exist"):
         run_search(tmp_path / "nope", BUDGETS, 3, tmp_path / "o", **SMALL)
-    with pytest.raises(tz.InvalidArgumentError, match="unknown backend 'dask'; accepted: local, ray"):
+    with pytest.raises(tz.InvalidArgumentError, match="unknown search backend 'dask'; accepted: local, ray"):
         run_search(data, BUDGETS, 3, tmp_path / "o", backend="dask", train_fn=fake_train, **SMALL)
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(ExtraNotInstalledError, match=r"pip install 'tinynet-zoo\[search\]'"):

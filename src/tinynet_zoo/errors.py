@@ -1,4 +1,9 @@
-"""The error hierarchy: one base class, subclasses that are also the builtin a caller expects."""
+"""The error hierarchy: one base class, subclasses that are also the builtin a caller expects.
+
+Rule of thumb: a value of the wrong type or out of range is an `InvalidArgumentError` (a `ValueError`); a
+name that is not among the accepted ones (a model, a checkpoint tag, a backend, a format, ...) is an
+`UnknownNameError`, which is both a `ValueError` and a `KeyError` and always suggests close matches.
+"""
 from __future__ import annotations
 
 import difflib
@@ -9,15 +14,23 @@ class TinyNetZooError(Exception):
     """Base class of every error raised on purpose by tinynet_zoo."""
 
 
-class UnknownModelError(TinyNetZooError, KeyError):
-    """A model, base, rule set or formula name that is not registered."""
+class InvalidArgumentError(TinyNetZooError, ValueError):
+    """An argument outside what is accepted (the message says what is)."""
+
+
+class UnknownNameError(InvalidArgumentError, KeyError):
+    """A name that is not among the accepted ones; the message suggests close matches."""
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
 
 
-class InvalidArgumentError(TinyNetZooError, ValueError):
-    """An argument outside what is accepted (the message says what is)."""
+class UnknownModelError(UnknownNameError):
+    """A model name (or alias) that is not in the catalogue."""
+
+
+class UnknownTagError(UnknownModelError):
+    """A checkpoint tag ('model.tag') that the weights manifest does not list."""
 
 
 class BudgetError(InvalidArgumentError):
@@ -40,16 +53,16 @@ class DataError(TinyNetZooError, ValueError):
     """A data folder that cannot be trained on (missing, empty, a class without images); the message says why."""
 
 
-class DataWarning(TinyNetZooError, UserWarning):
-    """Some images were left out (unreadable or corrupt); the message counts them."""
-
-
 class ExtraNotInstalledError(TinyNetZooError, ImportError):
     """An optional dependency is missing; the message names the extra to install (pip install 'tinynet-zoo[...]')."""
 
 
 class BackendNotInstalledError(ExtraNotInstalledError):
     """A deploy backend (onnxruntime, openvino) that is not installed; the message names the extra."""
+
+
+class DataWarning(TinyNetZooError, UserWarning):
+    """Some images were left out (unreadable or corrupt); the message counts them."""
 
 
 class UnverifiedCheckpointWarning(TinyNetZooError, UserWarning):
@@ -60,14 +73,29 @@ class BudgetWarning(TinyNetZooError, UserWarning):
     """A budget could only be met less tightly than the requested tolerance (the message says how close)."""
 
 
-def unknown(kind: str, name: object, known: Iterable[str]) -> UnknownModelError:
-    """Build an UnknownModelError for `name`, suggesting close matches among `known`."""
+ERRORS = (TinyNetZooError, InvalidArgumentError, UnknownNameError, UnknownModelError, UnknownTagError, BudgetError,
+          ChecksumError, CheckpointNotFoundError, IncompatibleCheckpointError, DataError, ExtraNotInstalledError,
+          BackendNotInstalledError, DataWarning, UnverifiedCheckpointWarning, BudgetWarning)
+
+
+def close_matches(name: object, known: Iterable[str]) -> list[str]:
+    """Up to three accepted names that look like `name` (case-insensitive)."""
+    known = list(known)
+    lowered = {k.lower(): k for k in known}
+    found = difflib.get_close_matches(str(name).lower(), list(lowered), n=3, cutoff=0.5)
+    return [lowered[k] for k in found]
+
+
+def unknown(kind: str, name: object, known: Iterable[str],
+            error: type[UnknownNameError] = UnknownNameError) -> UnknownNameError:
+    """An UnknownNameError (or the subclass `error`) for `name`, suggesting close matches among `known`."""
     known = sorted(known)
-    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+    close = close_matches(name, known)
     if close:
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?"
     elif len(known) <= 8:
-        hint = f"; accepted: {', '.join(known)}"
+        hint = f"; accepted: {', '.join(known)}" if known else "; none are available"
     else:
-        hint = "; run `tinynet-zoo list` to see the accepted names"
-    return UnknownModelError(f"unknown {kind} {name!r}{hint}")
+        hint = "; run `tinynet-zoo list` to see the accepted names" if error is UnknownModelError else \
+            f"; accepted: {', '.join(known[:8])}, ..."
+    return error(f"unknown {kind} {name!r}{hint}")

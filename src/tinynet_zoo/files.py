@@ -1,11 +1,15 @@
-"""Writing files safely: a temporary name beside the target, renamed onto it only once complete."""
+"""Writing files safely: atomic replace, fsync'd line appends, writable-folder checks and strict JSON text."""
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
+
+from .errors import InvalidArgumentError
 
 
 def umask() -> int:
@@ -15,11 +19,35 @@ def umask() -> int:
     return mask
 
 
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float (nested in dicts, lists, tuples) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def json_text(data: Any, indent: "int | None" = None) -> str:
+    """Strict JSON (no NaN or Infinity: such numbers become null); other objects are written with str()."""
+    return json.dumps(finite(data), indent=indent, allow_nan=False, default=lambda o: finite(_plain(o)))
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready stand-in for an object json cannot write (numpy scalars become numbers, paths strings)."""
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", None) == 0:
+        return item()
+    return str(value)
+
+
 @contextmanager
 def temporary_beside(path: "str | Path", suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary file in `path`'s folder with a normal file's mode; removed on exit unless renamed away."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it private; the result gets a normal file's mode
     try:
@@ -34,3 +62,46 @@ def write_atomic(path: "str | Path", write: Callable[[Path], object], suffix: st
         write(tmp)
         os.replace(tmp, path)
     return Path(path)
+
+
+def write_text_atomic(path: "str | Path", text: str) -> Path:
+    """Write `text` to `path` atomically."""
+    return write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def write_json_atomic(path: "str | Path", data: Any, indent: "int | None" = 1) -> Path:
+    """Write `data` as strict JSON (non-finite numbers as null) to `path` atomically."""
+    return write_text_atomic(path, json_text(data, indent) + "\n")
+
+
+def append_line(path: "str | Path", line: str) -> None:
+    """Append one line, flushed and fsynced: a crash loses at most this line, never an earlier one."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line.rstrip("\n") + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def ensure_writable_dir(path: "str | Path", what: str = "output folder") -> Path:
+    """Create the folder if needed and prove that files can be written in it; a clear error otherwise."""
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise InvalidArgumentError(f"{what} {str(folder)!r} is a file, not a folder; choose a folder path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise InvalidArgumentError(f"{what} {str(folder)!r} is not writable: {exc.strerror or exc}") from None
+    return folder
+
+
+def ensure_parent_dir(path: "str | Path") -> Path:
+    """Check that `path`'s folder exists and is writable (the file itself is written later)."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InvalidArgumentError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InvalidArgumentError(f"cannot write {path}: folder {parent} is not writable")
+    return path

@@ -1,11 +1,18 @@
-"""`model_info`: one object with everything known about a model name or a Twist."""
+"""`model_info`: one object with everything known about a model spec: the twist, exact MACs and params, the
+paper's numbers (from the registry) beside the measured ones of the checkpoint (from the weights manifest)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-from .registry import DataConfig, Entry, Metrics
-from .twist import Twist
+from .core.registry import DataConfig, Metrics
+from .core.twist import Twist
+from .errors import InvalidArgumentError
+from .factory import Target, resolve
+from .weights.folder import folder_data_config, read_config
+from .weights.hub import download_folder
+from .weights.manifest import Checkpoint, get_checkpoint
 
 
 @dataclass(frozen=True)
@@ -19,7 +26,7 @@ class ModelInfo:
     macs: int
     params: int
     paper: Metrics
-    measured: Metrics
+    measured: Metrics  # of `checkpoint` (timm's ImageNet evaluation where known); empty without one
     data_config: DataConfig
     aliases: tuple[str, ...] = ()
     checkpoint: str | None = None
@@ -37,14 +44,49 @@ class ModelInfo:
         return data
 
 
-def model_info(name_or_twist: "str | Twist") -> ModelInfo:
-    """Everything known about a catalogued model (by name or alias) or an uncatalogued Twist."""
-    from .build import resolve
+def measured_metrics(ckpt: "Checkpoint | None") -> Metrics:
+    """A checkpoint's measured top-1/top-5 (percent) and where they come from, as Metrics."""
+    if ckpt is None:
+        return Metrics()
+    found = ckpt.metrics
+    return Metrics(top1=found.get("imagenet_top1"), top5=found.get("imagenet_top5"), source=found.get("source", ""))
 
-    twist, entry = resolve(name_or_twist)
+
+def _uncatalogued(twist: Twist, family: str, description: str, data: "DataConfig | None" = None,
+                  name: str = "twist") -> ModelInfo:
+    return ModelInfo(name=name, family=family, description=description, twist=twist, macs=twist.macs,
+                     params=twist.params, paper=Metrics(), measured=Metrics(),
+                     data_config=data or DataConfig(resolution=twist.resolution))
+
+
+def _saved(target: Target) -> ModelInfo:
+    """A model folder (or hub repo, fetched into the cache) described from its config.json."""
+    folder = Path(target.location)
+    if target.kind == "hub":
+        folder = download_folder(target.location)
+    config = read_config(folder)
+    twist = Twist.from_dict(config["twist"])
+    return _uncatalogued(twist, "saved", f"model folder {target.label} ({config['num_classes']} classes)",
+                         folder_data_config(config), name=config.get("architecture") or "twist")
+
+
+def model_info(spec: Any) -> ModelInfo:
+    """Everything known about a model spec: a name, 'name.tag', budget, Twist, model folder or hub repo."""
+    target = resolve(spec)
+    if target.kind == "module":
+        cfg = getattr(target.module, "pretrained_cfg", None) or {}
+        if "twist" not in cfg:
+            raise InvalidArgumentError("this module was not made by tinynet_zoo.create (no twist in its "
+                                       "pretrained_cfg); pass its name, Twist or folder instead")
+        return _uncatalogued(Twist.from_dict(cfg["twist"]), "module", f"built module ({cfg.get('architecture')})")
+    if target.kind in ("folder", "hub"):
+        return _saved(target)
+    entry = target.entry
     if entry is None:
-        entry = Entry(name="twist", twist=twist, family="uncatalogued", description=str(twist))
+        return _uncatalogued(target.twist, "uncatalogued", str(target.twist))
+    tag = target.tag or entry.checkpoint
     return ModelInfo(
-        name=entry.name, family=entry.family, description=entry.description, twist=twist, macs=twist.macs,
-        params=twist.params, paper=entry.paper, measured=entry.measured, data_config=entry.data_config,
-        aliases=entry.aliases, checkpoint=entry.checkpoint, paired_with=entry.paired_with)
+        name=entry.name, family=entry.family, description=entry.description, twist=entry.twist,
+        macs=entry.twist.macs, params=entry.twist.params, paper=entry.paper,
+        measured=measured_metrics(get_checkpoint(tag) if tag else None), data_config=entry.data_config,
+        aliases=entry.aliases, checkpoint=tag, paired_with=entry.paired_with)

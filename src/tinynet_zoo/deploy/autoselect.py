@@ -1,6 +1,6 @@
 """backend='auto': time each installed backend configuration briefly, keep the fastest, cache the choice.
 
-The cache is one JSON file under $TINYNET_ZOO_CACHE (or ~/.cache/tinynet_zoo), deploy/backend_choice.json,
+The cache is one JSON file in the tinynet_zoo cache folder (see `system.cache_root`), deploy/backend_choice.json,
 keyed by a machine fingerprint (CPU model, cores, library versions) and the graph's architecture (operators
 and tensor shapes, not weight values); it is rewritten atomically under a file lock.
 """
@@ -15,29 +15,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from ..files import write_atomic
-from ..weights import CACHE_ENV
+from ..files import json_text, write_text_atomic
+from ..system import cache_root, cpu_model, usable_cores
 from .timing import time_calls
 
 AUTO_WARMUP, AUTO_RUNS = 5, 15  # per candidate and round (two rounds): about 40 batch-1 calls
 CACHE_FILE = "deploy/backend_choice.json"
 _VERSIONED = ("onnxruntime", "openvino", "torch", "numpy")
-
-
-def cache_root(cache_dir: "str | Path | None" = None) -> Path:
-    """The tinynet_zoo cache directory (cache_dir, else $TINYNET_ZOO_CACHE, else ~/.cache/tinynet_zoo)."""
-    return Path(cache_dir or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "tinynet_zoo")
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _version(package: str) -> "str | None":
@@ -49,8 +33,8 @@ def _version(package: str) -> "str | None":
 
 def machine_fingerprint() -> dict[str, Any]:
     """What makes a latency measurement transferable: CPU model, usable cores, library versions."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": _cpu_model(), "cores": cores, "machine": platform.machine(), "python": platform.python_version(),
+    return {"cpu": cpu_model(), "cores": usable_cores(), "machine": platform.machine(),
+            "python": platform.python_version(),
             **{pkg: _version(pkg) for pkg in _VERSIONED}}
 
 
@@ -96,7 +80,7 @@ def store_choice(key: str, entry: dict[str, Any], cache_dir: "str | Path | None"
         data = _read(path)
         slot = data.setdefault(_digest(fingerprint), {"machine": fingerprint, "models": {}})
         slot["models"][key] = entry
-        write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
+        write_text_atomic(path, json_text(data, indent=1))
     return path
 
 

@@ -4,11 +4,13 @@ An engine takes a float32 NCHW numpy batch and returns numpy logits; checking sh
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BackendNotInstalledError, unknown
+from ..checks import choice
+from ..errors import BackendNotInstalledError
+from ..system import is_installed as package_installed
+from .fold import fold_batchnorm
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,7 +23,7 @@ MAX_SHAPES = 4  # OpenVINO compiles one static-shape model per batch size; keep 
 
 def is_installed(backend: str) -> bool:
     """Whether the package a backend needs can be imported."""
-    return importlib.util.find_spec(_PACKAGES[backend][0]) is not None
+    return package_installed(_PACKAGES[backend][0])
 
 
 def installed_backends() -> list[str]:
@@ -32,7 +34,7 @@ def installed_backends() -> list[str]:
 def require(backend: str) -> None:
     """Raise BackendNotInstalledError (naming the extra to install) unless `backend` can be used."""
     if backend not in _PACKAGES:
-        raise unknown("backend", backend, ["auto", *BACKENDS])
+        choice("backend", backend, ["auto", *BACKENDS])
     package, extra = _PACKAGES[backend]
     if not is_installed(backend):
         how = f"pip install 'tinynet-zoo[{extra}]'" if extra else f"pip install {package}"
@@ -42,7 +44,7 @@ def require(backend: str) -> None:
 
 def require_exporter() -> None:
     """Raise BackendNotInstalledError unless torch's ONNX exporter can run (it needs onnx and onnxscript)."""
-    missing = [pkg for pkg in ("onnx", "onnxscript") if importlib.util.find_spec(pkg) is None]
+    missing = [pkg for pkg in ("onnx", "onnxscript") if not package_installed(pkg)]
     if missing:
         raise BackendNotInstalledError(f"exporting to ONNX needs {' and '.join(map(repr, missing))}, not installed: "
                                        "pip install 'tinynet-zoo[deploy]'")
@@ -118,8 +120,6 @@ class TorchEngine:
     name = "torch"
 
     def __init__(self, module: "nn.Module", resolution: int) -> None:
-        from .export import fold_batchnorm
-
         self.module = fold_batchnorm(module)
         self.resolution = resolution
 

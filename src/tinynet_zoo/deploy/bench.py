@@ -5,14 +5,18 @@ is built, so thread pools do not compete), eager first. Ratios are eager median 
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import ExtraNotInstalledError, InvalidArgumentError, unknown
-from .backends import installed_backends
+from ..checks import choice, integer
+from ..files import ensure_parent_dir, write_atomic
+from ..info import model_info
+from ..system import pyplot
+from .backends import installed_backends, require
+from .export import export, prepare
+from .runtime import runtime
 from .timing import time_calls
 
 # eager: timm's module as built (torch's default threads); torch: ours (BatchNorm folded); auto: runtime(auto);
@@ -30,10 +34,8 @@ def default_backends() -> list[str]:
 def _check_backends(backends: "list[str] | None") -> list[str]:
     chosen = list(backends or default_backends())
     for name in chosen:
-        if name not in BACKENDS:
-            raise unknown("bench backend", name, BACKENDS)
+        choice("bench backend", name, BACKENDS)
         if name in _NEEDS and _NEEDS[name] not in installed_backends():
-            from .backends import require
             require(_NEEDS[name])
     return ["eager", *(b for b in dict.fromkeys(chosen) if b != "eager")]  # eager first: the reference
 
@@ -82,8 +84,6 @@ class _Eager:
 
 def _engine(backend: str, module: Any, resolution: int, onnx_path: Path, cache_dir: Any) -> tuple[Any, str]:
     """A callable on numpy batches for one bench backend, and a label of its configuration."""
-    from .runtime import runtime
-
     if backend == "eager":
         return _Eager(module), "timm eager"
     if backend.endswith("-plain"):
@@ -112,11 +112,8 @@ def bench(models: "list[str]", backends: "list[str] | None" = None, runs: int = 
     """Batch-1 latency (median, p90) and throughput (images/s at `batch`) per model and backend, vs eager."""
     from tqdm import tqdm
 
-    from ..info import model_info
-    from .export import export, prepare
-
-    if runs < 1 or warmup < 0 or batch < 1 or batch_runs < 0:
-        raise InvalidArgumentError("runs and batch must be >= 1, warmup and batch_runs >= 0")
+    integer("runs", runs, 1), integer("warmup", warmup, 0), integer("batch", batch, 1)
+    integer("batch_runs", batch_runs, 0)
     chosen = _check_backends(backends)
     infos = {name: model_info(name) for name in models}  # unknown names fail before anything is measured
     rows: list[dict[str, Any]] = []
@@ -162,15 +159,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
 
 def plot(rows: list[dict[str, Any]], path: "str | Path") -> Path:
     """Latency (batch 1 median) against MACs, one line per backend, saved as a PNG."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise ExtraNotInstalledError("plotting needs matplotlib: pip install 'tinynet-zoo[plot]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .export import atomic_path
-
+    plt = pyplot("the latency plot")
     fig, ax = plt.subplots(figsize=(6, 4))
     for backend in dict.fromkeys(r["backend"] for r in rows):
         points = sorted((r["macs"] / 1e6, r["median_ms"]) for r in rows if r["backend"] == backend)
@@ -178,34 +167,6 @@ def plot(rows: list[dict[str, Any]], path: "str | Path") -> Path:
     ax.set(xscale="log", yscale="log", xlabel="MACs (millions)", ylabel="batch-1 latency, median (ms)")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-        Path(tmp).replace(path)
+    write_atomic(ensure_parent_dir(path), lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
     plt.close(fig)
     return Path(path)
-
-
-def _cmd_bench(args: argparse.Namespace) -> Any:
-    backends = args.backends.split(",") if args.backends else None
-    rows = bench(args.models, backends, runs=args.runs, warmup=args.warmup, batch=args.batch,
-                 batch_runs=args.batch_runs, progress=not args.no_progress, cache_dir=args.cache_dir)
-    text = format_rows(rows)
-    if args.plot:
-        text += f"\nplot: {plot(rows, args.plot)}"
-    return rows, text
-
-
-def add_cli(subparsers: Any) -> None:
-    """Register `tinynet-zoo bench`."""
-    p = subparsers.add_parser("bench", help="batch-1 latency and batch-32 throughput per backend vs timm eager")
-    p.add_argument("models", nargs="*", default=["tinynet_e"], help="model names (default: tinynet_e)")
-    p.add_argument("--backends", default=None,
-                   help=f"comma-separated, from {', '.join(BACKENDS)} (default: eager, every installed, auto)")
-    p.add_argument("--runs", type=int, default=100, help="timed batch-1 calls (after --warmup)")
-    p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--batch", type=int, default=32, help="batch size for throughput")
-    p.add_argument("--batch-runs", type=int, default=5, help="timed calls at --batch (0: skip throughput)")
-    p.add_argument("--plot", default=None, help="write latency-vs-MACs to this PNG (needs matplotlib)")
-    p.add_argument("--cache-dir", default=None)
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cmd_bench)

@@ -1,16 +1,18 @@
 """Export a model to ONNX (or OpenVINO IR): BatchNorm folded, written atomically, verified against eager."""
 from __future__ import annotations
 
-import copy
 import os
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidArgumentError, TinyNetZooError, unknown
-from ..files import temporary_beside
-from .backends import is_installed, require, require_exporter
+from ..checks import choice, integer
+from ..core.twist import check_resolution
+from ..errors import InvalidArgumentError, TinyNetZooError
+from ..factory import create
+from ..files import ensure_parent_dir, temporary_beside
+from .backends import is_installed, load_engine, require, require_exporter
+from .fold import fold_batchnorm
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -37,66 +39,21 @@ class ExportReport:
         return {**asdict(self), "path": str(self.path)}
 
 
-def prepare(model_or_name: Any, resolution: "int | None" = None, pretrained: "bool | str" = False,
+def prepare(spec: Any, resolution: "int | None" = None, pretrained: "bool | str" = False,
             ) -> tuple["nn.Module", int]:
-    """An eval-mode module and its input resolution from a model name, a Twist or a module."""
-    import torch.nn as nn
-
-    from ..build import create
-    from ..twist import Twist
-
-    if isinstance(model_or_name, (str, Twist)):
-        model = create(model_or_name, pretrained=pretrained)
-    elif isinstance(model_or_name, nn.Module):
-        model = model_or_name
-    else:
-        raise InvalidArgumentError(f"expected a model name, a Twist or a torch module, got "
-                                   f"{type(model_or_name).__name__}")
+    """An eval-mode module and its input resolution from any model spec (name, budget, Twist, folder, module)."""
+    model = create(spec, pretrained=pretrained) if pretrained else create(spec)
     if resolution is None:
         cfg = getattr(model, "pretrained_cfg", None) or {}
         if "input_size" not in cfg:
             raise InvalidArgumentError("this module has no pretrained_cfg['input_size']; pass resolution=")
         resolution = int(cfg["input_size"][-1])
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 16:
-        raise InvalidArgumentError(f"resolution must be an integer number of pixels >= 16, got {resolution!r}")
+    check_resolution(resolution)
     stem = getattr(model, "conv_stem", None)
     if stem is not None and stem.in_channels != 3:
         raise InvalidArgumentError(f"the deploy path takes 3-channel (RGB) models; this one has in_chans="
                                    f"{stem.in_channels}")
     return model.eval(), resolution
-
-
-def fold_batchnorm(model: "nn.Module") -> "nn.Module":
-    """A copy of an eval-mode model with every BatchNorm that directly follows a conv folded into it."""
-    import torch.nn as nn
-    from torch.nn.utils.fusion import fuse_conv_bn_weights
-
-    folded = copy.deepcopy(model).eval()
-    for parent in folded.modules():
-        previous = None
-        for name, child in list(parent.named_children()):
-            if type(previous) is nn.Conv2d and isinstance(child, nn.BatchNorm2d) and child.track_running_stats:
-                weight, bias = fuse_conv_bn_weights(previous.weight, previous.bias, child.running_mean,
-                                                    child.running_var, child.eps, child.weight, child.bias)
-                previous.weight, previous.bias = weight, bias
-                # timm's BatchNormAct2d applies dropout and an activation after normalising: keep those
-                tail = [m for m in (getattr(child, "drop", None), getattr(child, "act", None)) if m is not None]
-                setattr(parent, name, nn.Sequential(*tail) if tail else nn.Identity())
-            previous = child
-    return folded
-
-
-@contextmanager
-def atomic_path(path: "str | Path", suffix: str) -> Iterator[Path]:
-    """A temporary path in the target's directory, moved onto `path` on success and removed on failure."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InvalidArgumentError(f"cannot write {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise InvalidArgumentError(f"cannot write {path}: directory {parent} is not writable")
-    with temporary_beside(path, suffix) as tmp:
-        yield tmp
 
 
 def _export_onnx(model: "nn.Module", resolution: int, batch: "int | None", target: Path, opset: "int | None") -> None:
@@ -115,8 +72,6 @@ def _verify(model: "nn.Module", path: Path, backend: str, resolution: int, batch
     """Worst |logit difference| between the written graph and the eager model over the checked batch sizes."""
     import numpy as np
     import torch
-
-    from .backends import load_engine
 
     batches = VERIFY_BATCHES if batch is None else (batch,)
     engine, worst = load_engine(backend, path, threads=None), 0.0
@@ -145,16 +100,15 @@ def export(model_or_name: Any, path: "str | Path", format: str = "onnx", batch: 
     batch: a fixed batch size, or None for a dynamic batch axis (then batches 1 and 3 are verified). The
     file appears only after it passed verification (temporary file in the same directory, then os.replace).
     """
-    if format not in FORMATS:
-        raise unknown("format", format, FORMATS)
-    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
-        raise InvalidArgumentError(f"batch must be a positive integer or None (dynamic), got {batch!r}")
+    choice("export format", format, FORMATS)
+    if batch is not None:
+        integer("batch (None for a dynamic batch axis)", batch, 1)
     verifier = "onnxruntime" if format == "onnx" and is_installed("onnxruntime") else "openvino"
     require(verifier)
     require_exporter()
     path = Path(path)
     model, resolution = prepare(model_or_name, resolution, pretrained)
-    with atomic_path(path, ".onnx") as tmp_onnx:
+    with temporary_beside(ensure_parent_dir(path), ".onnx") as tmp_onnx:
         _export_onnx(fold_batchnorm(model), resolution, batch, tmp_onnx, opset)
         import onnx
         used_opset = next(o.version for o in onnx.load(str(tmp_onnx)).opset_import if o.domain in ("", "ai.onnx"))
@@ -175,7 +129,7 @@ def _save_openvino(model: "nn.Module", onnx_path: Path, path: Path, resolution: 
 
     if path.suffix != ".xml":
         raise InvalidArgumentError(f"an OpenVINO IR path ends in .xml (weights go next to it in .bin), got {path}")
-    with atomic_path(path, ".xml") as tmp_xml:
+    with temporary_beside(path, ".xml") as tmp_xml:
         tmp_bin = tmp_xml.with_suffix(".bin")
         try:
             ov.save_model(ov.convert_model(str(onnx_path)), str(tmp_xml), compress_to_fp16=False)

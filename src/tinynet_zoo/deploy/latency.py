@@ -13,9 +13,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..core.formula import MAX_BUDGET, MIN_BUDGET, for_flops
+from ..core.twist import Twist
 from ..errors import BudgetError, InvalidArgumentError
-from ..formula import MAX_BUDGET, MIN_BUDGET, for_flops
-from ..twist import Twist
+from .backends import require
+from .runtime import runtime
+from .timing import time_calls
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,6 @@ class _Timer:
     def __call__(self, twist: Twist) -> float:
         import numpy as np
 
-        from .runtime import runtime
-        from .timing import time_calls
 
         predictor = runtime(twist, backend=self.backend, threads=self.threads, cache_dir=self.cache_dir)
         self.backend, self.threads = predictor.backend, predictor.threads
@@ -78,7 +79,6 @@ def for_latency(ms: float, backend: str = "auto", base: str = "efficientnet_b0",
         raise BudgetError(f"max_macs must be within {MIN_BUDGET:.3g} to {MAX_BUDGET:.3g} MACs, got {max_macs!r}")
     timer = _Timer(backend, runs, warmup, cache_dir) if measure is None else None
     if timer is not None and backend != "auto":
-        from .backends import require
         require(backend)  # unknown or not installed: say so before building anything
     time_twist = measure or timer
     seen: list[tuple[int, float]] = []

@@ -1,14 +1,16 @@
 """`runtime`: a callable predictor on the fastest installed CPU backend (onnxruntime, OpenVINO or torch)."""
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import BackendNotInstalledError, InvalidArgumentError
+from ..system import usable_cores
+from .autoselect import cached_choice, choice_entry, graph_key, measure_candidates, store_choice
 from .backends import OnnxRuntimeEngine, OpenVinoEngine, TorchEngine, installed_backends, require
+from .export import export, prepare
 
 EXPORTED_SUFFIXES = (".onnx", ".xml")
 
@@ -50,8 +52,7 @@ class Predictor:
 def _candidates(file: "Path | None", module: Any, resolution: "int | None",
                 threads: "int | None") -> dict[str, Callable[[], Any]]:
     """backend:threads configurations worth timing on this machine (1 and all usable cores), by label."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    thread_counts = [threads] if threads else sorted({1, cores})
+    thread_counts = [threads] if threads else sorted({1, usable_cores()})
     out: dict[str, Callable[[], Any]] = {}
     for backend in installed_backends():
         if backend == "torch" and module is not None:
@@ -71,15 +72,12 @@ def _source(model_or_name_or_path: Any, resolution: "int | None", pretrained: "b
         if not Path(value).is_file():
             raise InvalidArgumentError(f"no exported model at {value} (expected an .onnx file or OpenVINO .xml)")
         return Path(value), None, resolution
-    from .export import prepare
     module, resolution = prepare(value, resolution, pretrained)
     return None, module, resolution
 
 
 def _select(candidates: dict[str, Callable[[], Any]], key: str, cache_dir: Any,
             remeasure: bool) -> tuple[str, Any, dict[str, Any]]:
-    from .autoselect import cached_choice, choice_entry, measure_candidates, store_choice
-
     entry = None if remeasure else cached_choice(key, cache_dir)
     if entry is not None and entry.get("choice") in candidates:
         return entry["choice"], candidates[entry["choice"]](), {**entry, "cached": True}
@@ -107,10 +105,8 @@ def runtime(model_or_name_or_path: Any, backend: str = "auto", threads: "int | N
                                    "use 'onnxruntime' or 'openvino' for it")
     with tempfile.TemporaryDirectory(prefix="tinynet_zoo_") as tmp:
         if file is None and backend != "torch" and set(installed_backends()) - {"torch"}:
-            from .export import export
             file = export(module, Path(tmp) / "model.onnx", batch=None, resolution=resolution).path
         if backend == "auto":
-            from .autoselect import graph_key
             candidates = _candidates(file, module, resolution, threads)
             if not candidates:
                 raise BackendNotInstalledError("no installed engine runs exported files: pip install "

@@ -6,15 +6,16 @@ Within one budget every trial costs the budget (its exact MACs are within 1% bel
 formula is fitted on each budget's leaders: its best `fit_fraction` of trials (default half)."""
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ..budget import format_macs
-from ..errors import InvalidArgumentError
-from ..files import write_atomic
+from ..core.budget import format_macs
+from ..core.formula import fit_formula
+from ..errors import BudgetError, InvalidArgumentError
+from ..files import write_json_atomic
+from .plot import plot_search
 from .results import read_results
 
 GPR_NOISE = 0.05  # white-noise variance a search front may carry (the packaged fit allows only 1e-4)
@@ -68,9 +69,6 @@ def budget_rows(trials: list[dict[str, Any]], fit_fraction: float = FIT_FRACTION
 
 def _held_out(groups: dict[float, list[tuple[float, float, float]]], kind: str, **kwargs: Any) -> dict[str, Any]:
     """Leave one budget out: fit on the other budgets' points, |error| of r and d at the held-out points."""
-    from ..errors import BudgetError
-    from ..formula import fit_formula
-
     errors = []
     for budget, held in groups.items():
         formula = fit_formula([p for b, ps in groups.items() if b != budget for p in ps], kind=kind, **kwargs)
@@ -88,8 +86,6 @@ def fit_and_hold_out(groups: dict[float, list[tuple[float, float, float]]], base
                      name: str) -> dict[str, Any]:
     """GPR and linear formulas on the leaders of every budget, and their leave-one-budget-out errors."""
     import warnings
-
-    from ..formula import fit_formula
 
     points = sorted(p for ps in groups.values() for p in ps)
     out: dict[str, Any] = {}
@@ -178,19 +174,8 @@ def search_report(out: "str | Path", plot: bool = True, fit_fraction: float = FI
         fits["linear"].save(out / LINEAR_NAME)
         report.files.update(formula=str(out / FORMULA_NAME), formula_linear=str(out / LINEAR_NAME))
     if plot:
-        from .plot import plot_search
-        plot_search(out / PLOT_NAME, trials, leaders, fits, config)
+        plot_search(out / PLOT_NAME, trials, leaders, pareto_front(trials), fits, config)
         report.files["plot"] = str(out / PLOT_NAME)
     report.files["report"] = str(out / REPORT_NAME)
-    text = json.dumps(_clean(report.to_dict()), indent=1) + "\n"
-    write_atomic(out / REPORT_NAME, lambda tmp: tmp.write_text(text))
+    write_json_atomic(out / REPORT_NAME, report.to_dict())  # an undefined correlation (NaN) is written as null
     return report
-
-
-def _clean(value: Any) -> Any:
-    """NaN (an undefined correlation) as null, so the report is strict JSON."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return None if isinstance(value, float) and math.isnan(value) else value

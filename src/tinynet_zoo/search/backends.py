@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..checks import choice, integer, number, positive
 from ..errors import ExtraNotInstalledError, InvalidArgumentError, TinyNetZooError
+from ..system import usable_cores
 from .config import SearchConfig
 from .sampling import TrialSpec
 from .trial import TrainFn, execute_trial
@@ -180,21 +182,16 @@ def make_backend(name: str, config: SearchConfig, train_fn: TrainFn | None, *, w
 
     workers defaults to the CPU count // threads, and is capped at `tasks` (the trials to run).
     """
-    if name not in BACKENDS:
-        raise InvalidArgumentError(f"unknown backend {name!r}; accepted: {', '.join(BACKENDS)}")
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise InvalidArgumentError(f"threads must be an integer >= 1, got {threads!r}")
+    choice("search backend", name, BACKENDS)
+    integer("threads", threads, 1)
     if name == "ray":
-        if not (cpus_per_trial > 0 and gpus_per_trial >= 0):
-            raise InvalidArgumentError(f"cpus_per_trial must be > 0 and gpus_per_trial >= 0, got "
-                                       f"{cpus_per_trial!r} and {gpus_per_trial!r}")
+        positive("cpus_per_trial", cpus_per_trial)
+        number("gpus_per_trial", gpus_per_trial, 0)
         return RayBackend(config, train_fn, cpus_per_trial, gpus_per_trial, address)
     if address is not None:
         raise InvalidArgumentError("address joins a Ray cluster; it needs backend='ray'")
-    if workers is None:
-        workers = max(1, (os.cpu_count() or 1) // threads)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise InvalidArgumentError(f"workers must be an integer >= 0 (0: in this process), got {workers!r}")
+    workers = integer("workers (0: in this process)", max(1, usable_cores() // threads) if workers is None else
+                      workers, 0)
     workers = min(workers, tasks) if tasks else workers
     return SerialBackend(config, train_fn, threads) if workers == 0 else LocalBackend(config, train_fn, threads,
                                                                                       workers)

@@ -6,10 +6,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..bases import get_base, get_rules
-from ..budget import format_macs, parse_budget
+from ..checks import integer, number
+from ..core.bases import get_base, get_rules
+from ..core.budget import format_macs, parse_budget
+from ..core.solver import macs_of
+from ..core.twist import MIN_RESOLUTION, check_resolution, even_resolution
 from ..errors import BudgetError, InvalidArgumentError
-from ..twist import MIN_RESOLUTION
 
 # for_flops serves budgets from 10M MACs, so a search only samples budgets its fitted formula can serve.
 MIN_SEARCH_BUDGET = 10e6
@@ -57,17 +59,15 @@ class SearchConfig:
         base = get_base(self.base)
         get_rules(self.rules)
         object.__setattr__(self, "data", str(Path(self.data).expanduser().resolve()))
-        object.__setattr__(self, "base_resolution", _positive_int("base_resolution", self.base_resolution or
-                                                                  base.resolution, MIN_RESOLUTION))
-        object.__setattr__(self, "trials", _positive_int("trials", self.trials, 1))
-        object.__setattr__(self, "epochs", _positive_int("epochs", self.epochs, 1))
-        object.__setattr__(self, "batch_size", _positive_int("batch_size", self.batch_size, 1))
-        if isinstance(self.lr, bool) or not (isinstance(self.lr, (int, float)) and 0 < self.lr < 10):
-            raise InvalidArgumentError(f"lr must be a positive learning rate, got {self.lr!r}")
+        object.__setattr__(self, "base_resolution", check_resolution(self.base_resolution or base.resolution,
+                                                                     "base_resolution"))
+        object.__setattr__(self, "trials", integer("trials", self.trials, 1))
+        object.__setattr__(self, "epochs", integer("epochs", self.epochs, 1))
+        object.__setattr__(self, "batch_size", integer("batch_size", self.batch_size, 1))
+        number("lr", self.lr, 0, 10, low_open=True, high_open=True)
         if self.pretrained not in (False, "inherit"):
             raise InvalidArgumentError(f"pretrained must be False (from scratch) or 'inherit', got {self.pretrained!r}")
-        if not 0 < self.val_fraction < 1:
-            raise InvalidArgumentError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        number("val_fraction", self.val_fraction, 0, 1, low_open=True, high_open=True)
         object.__setattr__(self, "budgets", self._checked_budgets(self.budgets))
         if self.trials < len(self.budgets):
             raise InvalidArgumentError(f"trials ({self.trials}) must be at least the number of budgets "
@@ -87,7 +87,6 @@ class SearchConfig:
                     f"{format_macs(lo)} to {format_macs(hi)} MACs (from 10M, which for_flops needs, or the smallest "
                     "network in the ranges, up to the base's own MACs; a lower base_resolution allows smaller "
                     "budgets, a higher one larger)")
-        from .sampling import trial_id
         ids = [trial_id(b, 0) for b in parsed]
         clash = sorted({i.rsplit("-", 1)[0] for i in ids if ids.count(i) > 1})
         if clash:
@@ -108,17 +107,13 @@ class SearchConfig:
         return data
 
 
-def _positive_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+def trial_id(budget: float, index: int) -> str:
+    """Stable name of trial `index` at a budget, e.g. '25.0M-003' (the same on every run of the search)."""
+    return f"{format_macs(budget)}-{index:03d}"
 
 
 def budget_range(base: str, rules: str, base_resolution: int, space: SearchSpace) -> tuple[float, float]:
     """Budgets a search accepts: from max(10M, the smallest network in the ranges) to the base's MACs."""
-    from ..solver import macs_of
-    from ..twist import even_resolution
-
     base_def, rules_def = get_base(base), get_rules(rules)
     smallest = max(MIN_RESOLUTION, even_resolution(base_resolution, space.r[0]))
     lo = macs_of(base_def, rules_def, space.d[0], space.w[0], smallest)

@@ -5,15 +5,15 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import ExtraNotInstalledError
+from ..core.formula import for_flops
+from ..errors import BudgetError, BudgetWarning
+from ..files import write_atomic
+from ..system import pyplot
 
 
 def _curves(fits: dict[str, Any], config: dict[str, Any], budgets: list[float]) -> dict[str, Any]:
     """r, d and w along the budgets for each fitted formula (w from for_flops' landing on exact MACs)."""
     import numpy as np
-
-    from ..errors import BudgetError, BudgetWarning
-    from ..formula import for_flops
 
     grid = np.geomspace(min(budgets), max(budgets), 16)
     curves = {}
@@ -34,24 +34,16 @@ def _curves(fits: dict[str, Any], config: dict[str, Any], budgets: list[float]) 
 
 
 def plot_search(path: "str | Path", trials: list[dict[str, Any]], leaders: list[dict[str, Any]],
-                fits: dict[str, Any], config: dict[str, Any]) -> Path:
-    """Write the search figure (PNG) to `path`."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ExtraNotInstalledError("the search plot needs matplotlib: pip install 'tinynet-zoo[search]'") from None
-    from .analysis import pareto_front
-
+                front: list[dict[str, Any]], fits: dict[str, Any], config: dict[str, Any]) -> Path:
+    """Write the search figure (PNG) to `path`: trials, fitted leaders, the Pareto `front`, fitted curves."""
+    plt = pyplot("the search plot", extra="search")
     fig, axes = plt.subplots(1, 4, figsize=(17, 4))
     ax = axes[0]
     ax.scatter([t["macs"] / 1e6 for t in trials], [t["top1"] for t in trials], c=[t["r"] for t in trials],
                cmap="viridis", s=25, label="trials (colour: r)")
     ax.scatter([t["macs"] / 1e6 for t in leaders], [t["top1"] for t in leaders], facecolors="none",
                edgecolors="red", s=70, label="best half per budget (fitted)")
-    overall = pareto_front(trials)
-    ax.step([t["macs"] / 1e6 for t in overall], [t["top1"] for t in overall], where="post", color="red", lw=1,
+    ax.step([t["macs"] / 1e6 for t in front], [t["top1"] for t in front], where="post", color="red", lw=1,
             label="Pareto front")
     ax.set(xlabel="MACs (M)", ylabel="val top-1 (%)", title=f"{len(trials)} trials on {config['base']}")
     ax.legend(fontsize=7)
@@ -66,6 +58,6 @@ def plot_search(path: "str | Path", trials: list[dict[str, Any]], leaders: list[
                                                                             else ""))
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
     return Path(path)

@@ -2,30 +2,20 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidArgumentError
-from ..files import write_atomic
+from ..files import append_line, ensure_writable_dir, json_text, write_text_atomic
 
 RESULTS_NAME = "results.jsonl"
 FORMAT_VERSION = 1
 
 
 def prepare_out_dir(out: "str | Path") -> Path:
-    """Create the output folder if needed and check that files can be written in it."""
-    out = Path(out).expanduser()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise InvalidArgumentError(f"cannot write to the output folder {str(out)!r}: {exc.strerror or exc}; "
-                                   "choose a writable --out") from None
-    return out
+    """Create the search folder if needed and check that files can be written in it."""
+    return ensure_writable_dir(out, "search folder (--out)")
 
 
 def _parse(path: Path) -> tuple[list[dict[str, Any]], int]:
@@ -84,7 +74,7 @@ class ResultsFile:
         self.path = prepare_out_dir(out) / RESULTS_NAME
         if not self.path.exists():
             header = {"type": "search", "version": FORMAT_VERSION, "config": identity}
-            write_atomic(self.path, lambda tmp: tmp.write_text(json.dumps(header) + "\n"))
+            write_text_atomic(self.path, json_text(header) + "\n")
         records, good = _parse(self.path)
         if not records or records[0].get("type") != "search":
             raise InvalidArgumentError(f"{self.path} exists but is not a search results file; choose another --out")
@@ -108,9 +98,6 @@ class ResultsFile:
 
     def append(self, record: dict[str, Any]) -> None:
         """Append one trial record as a line, flushed and fsynced (a crash loses at most this line)."""
-        line = json.dumps({"type": "trial", **record}, default=float) + "\n"
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
-        self.records.append({"type": "trial", **record})
+        line = json_text({"type": "trial", **record})
+        append_line(self.path, line)
+        self.records.append(json.loads(line))

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..errors import DataError
+from .backends import make_backend
 from .config import SearchConfig, SearchSpace
 from .results import RESULTS_NAME, ResultsFile, prepare_out_dir
 from .sampling import TrialSpec, trial_specs
@@ -92,7 +94,6 @@ def run_search(data: "str | Path", budgets: "Sequence[float | str] | str", trial
                           base_resolution=base_resolution or 0, epochs=epochs, batch_size=batch_size, lr=lr,
                           val_fraction=val_fraction, seed=seed, pretrained=pretrained, augment=augment,
                           space=space or SearchSpace())
-    from ..errors import DataError
     if not Path(config.data).is_dir():
         raise DataError(f"data folder {config.data} does not exist or is not a folder")
     prepare_out_dir(out)
@@ -103,7 +104,6 @@ def run_search(data: "str | Path", budgets: "Sequence[float | str] | str", trial
     tic = time.perf_counter()
     failed: list[str] = []
     if todo:
-        from .backends import make_backend
         runner = make_backend(backend, config, train_fn, workers=workers, tasks=len(todo),
                               threads=threads, address=address, cpus_per_trial=cpus_per_trial,
                               gpus_per_trial=gpus_per_trial)

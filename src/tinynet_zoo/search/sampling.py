@@ -4,11 +4,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ..bases import get_base, get_rules
-from ..budget import format_macs
+from ..core.bases import get_base, get_rules
+from ..core.budget import format_macs
+from ..core.solver import solve_width
+from ..core.twist import MIN_RESOLUTION, Twist, even_resolution
 from ..errors import BudgetError
-from ..twist import MIN_RESOLUTION, Twist, even_resolution
-from .config import SearchConfig
+from .config import SearchConfig, trial_id
 
 MAX_ATTEMPTS = 2000  # rejection sampling: draws of (r, d) before a budget is declared unreachable
 
@@ -23,11 +24,6 @@ class TrialSpec:
     twist: Twist
 
 
-def trial_id(budget: float, index: int) -> str:
-    """Stable name of trial `index` at a budget, e.g. '25.0M-003' (the same on every run of the search)."""
-    return f"{format_macs(budget)}-{index:03d}"
-
-
 def sample_twist(config: SearchConfig, budget: float, index: int) -> Twist:
     """The twist of trial `index` at `budget`: deterministic in (seed, budget, index), so a resumed search
     samples exactly the same networks.
@@ -36,8 +32,6 @@ def sample_twist(config: SearchConfig, budget: float, index: int) -> Twist:
     recorded r is resolution / base_resolution; w is the widest width whose exact MACs fit the budget,
     kept only if it is in the w range and within the tolerance below the budget (else draw again).
     """
-    from ..solver import solve_width
-
     base, rules, space = get_base(config.base), get_rules(config.rules), config.space
     rng = random.Random(f"{config.seed}:{budget:.0f}:{index}")
     for _ in range(MAX_ATTEMPTS):

@@ -7,7 +7,13 @@ import sys
 import time
 from typing import Any, Callable
 
-from ..twist import Twist
+from ..core.twist import Twist
+from ..deploy.timing import time_calls
+from ..factory import create
+from ..preprocess import transforms
+from ..training.config import TrainConfig
+from ..training.data import ImageDataset, scan_folder
+from ..training.loop import train
 from .config import SearchConfig
 
 TrainFn = Callable[[Twist, SearchConfig], dict]
@@ -27,22 +33,12 @@ def limit_threads(threads: int) -> None:
 
 def measure_latency(twist: Twist, num_classes: int = 1000, runs: int = LATENCY_RUNS) -> float:
     """Median milliseconds of one batch-1 forward pass on the CPU, with the threads this process has."""
-    import statistics
-
     import torch
-
-    from ..build import create
 
     model = create(twist, num_classes=num_classes).eval()
     image = torch.randn(1, 3, twist.resolution, twist.resolution)
-    times = []
     with torch.inference_mode():
-        for i in range(LATENCY_WARMUP + runs):
-            tic = time.perf_counter()
-            model(image)
-            if i >= LATENCY_WARMUP:
-                times.append(1000 * (time.perf_counter() - tic))
-    return statistics.median(times)
+        return time_calls(lambda: model(image), LATENCY_WARMUP, runs).median_ms
 
 
 def proxy_train(twist: Twist, config: SearchConfig) -> dict[str, Any]:
@@ -53,10 +49,6 @@ def proxy_train(twist: Twist, config: SearchConfig) -> dict[str, Any]:
     `config.augment` (the evaluation transform otherwise, which suits small images such as digits).
     """
     import torch
-
-    from ..build import create
-    from ..data import ImageDataset, scan_folder, transforms
-    from ..train import TrainConfig, train
 
     splits = scan_folder(config.data, val_fraction=config.val_fraction, seed=config.seed)
     torch.manual_seed(config.seed)  # the same network starts from the same weights, whichever worker builds it

@@ -4,32 +4,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.registry import Entry
+from ..errors import CheckpointNotFoundError, IncompatibleCheckpointError, UnknownTagError
 from .convert import to_timm, unwrap
-from .errors import CheckpointNotFoundError, IncompatibleCheckpointError, InvalidArgumentError
-from .manifest import Checkpoint, checkpoints, get_checkpoint
-from .twist import Twist
-from .weights import fetch, read_state_dict
+from .fetch import fetch, read_state_dict
+from .manifest import Checkpoint, get_checkpoint, tags_for
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
+    from ..core.arch import Arch
+
 _HEAD_PREFIXES = ("conv_head.", "bn2.", "classifier.")
 
 
-def checkpoint_for(entry: Any, pretrained: "bool | str") -> Checkpoint:
-    """The manifest checkpoint that pretrained=True (the entry's default) or pretrained='model.tag' means."""
-    if entry is None:
-        raise CheckpointNotFoundError("an uncatalogued Twist has no hosted checkpoint; use pretrained='inherit' to "
-                                      "start from the nearest larger pretrained model, or checkpoint_path=")
-    tag = entry.checkpoint if pretrained is True else pretrained
+def checkpoint_for(entry: Entry, tag: "str | None" = None) -> Checkpoint:
+    """The manifest checkpoint of a catalogued model: `tag` ('model.tag'), or the entry's default when None."""
+    tag = entry.checkpoint if tag is None else tag
     if tag is None:
         raise CheckpointNotFoundError(f"no hosted checkpoint exists for {entry.name}; use pretrained='inherit' to "
                                       "start from the nearest larger pretrained model of its base")
     ckpt = get_checkpoint(tag)
     if ckpt.model != entry.name:
-        others = sorted(t for t, c in checkpoints().items() if c.model == entry.name)
-        raise InvalidArgumentError(f"checkpoint {tag!r} is for {ckpt.model}, not {entry.name}; "
-                                   f"accepted: {', '.join(others) or 'none'}")
+        own = tags_for(entry.name)
+        raise UnknownTagError(f"checkpoint {tag!r} is for {ckpt.model}, not {entry.name}; accepted: "
+                              f"{', '.join(own) or 'none (use pretrained=inherit)'}")
     return ckpt
 
 
@@ -38,17 +37,15 @@ def detect_layout(state: dict) -> str:
     return "efficientnet_pytorch" if any(k.startswith("_conv_stem") for k in unwrap(state)) else "timm"
 
 
-def state_for(twist: Twist, entry: Any, pretrained: "bool | str", checkpoint_path: "str | Path | None",
-              cache_dir: "str | Path | None") -> dict:
-    """timm-layout tensors for `twist` from a local path, a manifest checkpoint, or (for 'inherit') a teacher."""
-    if checkpoint_path is not None:
-        state = read_state_dict(checkpoint_path)
-        return to_timm(state, detect_layout(state), twist.arch)
-    if pretrained == "inherit":
-        from .inherit import inherited_state
-        return inherited_state(twist, cache_dir)
-    ckpt = checkpoint_for(entry, pretrained)
-    return to_timm(read_state_dict(fetch(ckpt, cache_dir)), ckpt.key_layout, twist.arch)
+def checkpoint_state(ckpt: Checkpoint, arch: "Arch", cache_dir: "str | Path | None" = None) -> dict:
+    """timm-layout tensors of a manifest checkpoint (fetched and verified first)."""
+    return to_timm(read_state_dict(fetch(ckpt, cache_dir)), ckpt.key_layout, arch)
+
+
+def file_state(path: "str | Path", arch: "Arch") -> dict:
+    """timm-layout tensors of a local checkpoint file (its key layout detected from the names)."""
+    state = read_state_dict(path)
+    return to_timm(state, detect_layout(state), arch)
 
 
 def load_state(model: "nn.Module", state: dict, in_chans: int = 3) -> None:

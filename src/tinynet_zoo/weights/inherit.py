@@ -5,30 +5,29 @@ so each stage keeps the teacher's *first* blocks. Along every dimension the lead
 first output and input channels of each conv, the first squeeze-excite channels, the first BN statistics
 (kernel sizes are equal, so kernels are never cut). Student tensors or blocks with no teacher counterpart
 keep their fresh initialisation; where the student is larger along a dimension, only the overlap is copied.
+The student's fresh tensors are given (this module never builds a network).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointNotFoundError
-from .twist import Twist
+from ..core.registry import ENTRIES, Entry
+from ..core.twist import Twist
+from ..errors import CheckpointNotFoundError
+from .convert import to_timm
+from .fetch import fetch, read_state_dict
+from .manifest import get_checkpoint
 
 
-def teachers_for(twist: Twist) -> list[Any]:
+def teachers_for(twist: Twist) -> list[Entry]:
     """Registry entries with a checkpoint on the same base, at least as large as `twist`, nearest first."""
-    from .registry import ENTRIES
-
     found = [e for e in ENTRIES if e.checkpoint and e.twist.base == twist.base and e.twist.macs >= twist.macs]
     return sorted(found, key=lambda e: e.twist.macs)
 
 
-def inherited_state(twist: Twist, cache_dir: "str | Path | None" = None) -> dict:
-    """timm-layout tensors for `twist` cut from the nearest larger teacher that can be loaded."""
-    from .convert import to_timm
-    from .manifest import get_checkpoint
-    from .weights import fetch, read_state_dict
-
+def inherited_state(twist: Twist, student: dict[str, Any], cache_dir: "str | Path | None" = None) -> dict:
+    """The student's tensors cut from the nearest larger teacher that can be loaded (`student`: its fresh state)."""
     tried = []
     for entry in teachers_for(twist):
         ckpt = get_checkpoint(entry.checkpoint)
@@ -38,16 +37,13 @@ def inherited_state(twist: Twist, cache_dir: "str | Path | None" = None) -> dict
             tried.append(f"{entry.name}: {exc}")
             continue
         teacher = to_timm(read_state_dict(path), ckpt.key_layout, entry.twist.arch)
-        return slice_state(teacher, twist)
+        return slice_state(teacher, student)
     raise CheckpointNotFoundError(f"no pretrained teacher on base {twist.base} at >= {twist.macs} MACs could be "
                                   f"loaded; tried: {'; '.join(tried) or 'none registered'}")
 
 
-def slice_state(teacher: dict, twist: Twist) -> dict:
+def slice_state(teacher: dict[str, Any], student: dict[str, Any]) -> dict[str, Any]:
     """The student's tensors: each the leading slice of the same-named teacher tensor, overlap where larger."""
-    from .build import build_module
-
-    student = build_module(twist.arch).state_dict()  # fresh init fills what the teacher cannot
     out = {}
     for key, value in student.items():
         source = teacher.get(key)

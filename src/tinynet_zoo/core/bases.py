@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import unknown
+from ..errors import unknown
 
 
 @dataclass(frozen=True)

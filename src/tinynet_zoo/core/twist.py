@@ -5,18 +5,23 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..checks import integer, number
+from ..errors import InvalidArgumentError
+from .arch import Arch, decode_parts
 from .bases import get_base, get_rules
-from .errors import InvalidArgumentError
+from .flops import count_macs, count_params
 
-if TYPE_CHECKING:
-    from .arch import Arch
-
-MIN_RESOLUTION, MAX_RESOLUTION = 32, 1024
+MIN_RESOLUTION, MAX_RESOLUTION = 32, 1024  # input pixels every part of the package accepts
 MAX_MULTIPLIER = 8.0
 # EfficientNet's compound-scaling coefficients: d = ALPHA**phi, w = BETA**phi, r = GAMMA**phi.
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15
+
+
+def check_resolution(value: Any, name: str = "resolution") -> int:
+    """An input resolution in pixels: an integer in [MIN_RESOLUTION, MAX_RESOLUTION]."""
+    return integer(name, value, MIN_RESOLUTION, MAX_RESOLUTION)
 
 
 def even_resolution(base_resolution: int, r: float) -> int:
@@ -38,20 +43,12 @@ class Twist:
 
     def __post_init__(self) -> None:
         for name in ("r", "d", "w"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise InvalidArgumentError(f"Twist.{name} must be a number, got {value!r}")
-            if not math.isfinite(value) or not 0 < value <= MAX_MULTIPLIER:
-                raise InvalidArgumentError(
-                    f"Twist.{name} must be a finite multiplier in (0, {MAX_MULTIPLIER:g}], got {value!r}")
-            object.__setattr__(self, name, float(value))
+            object.__setattr__(self, name, number(f"Twist.{name}", getattr(self, name), 0, MAX_MULTIPLIER,
+                                                  low_open=True))
         res = self.resolution
-        if isinstance(res, bool) or not isinstance(res, int) and not (isinstance(res, float) and res.is_integer()):
-            raise InvalidArgumentError(f"Twist.resolution must be an integer pixel count, got {res!r}")
-        if not MIN_RESOLUTION <= res <= MAX_RESOLUTION:
-            raise InvalidArgumentError(
-                f"Twist.resolution must be in [{MIN_RESOLUTION}, {MAX_RESOLUTION}] pixels, got {res!r}")
-        object.__setattr__(self, "resolution", int(res))
+        if isinstance(res, float) and res.is_integer():
+            res = int(res)
+        object.__setattr__(self, "resolution", check_resolution(res, "Twist.resolution"))
         get_base(self.base)
         get_rules(self.rules)
 
@@ -73,20 +70,17 @@ class Twist:
     def arch(self) -> "Arch":
         """The decoded architecture (cached per Twist)."""
         if "arch" not in self._cache:
-            from .arch import decode
-            self._cache["arch"] = decode(self)
+            self._cache["arch"] = decode_parts(get_base(self.base), get_rules(self.rules), self.d, self.w)
         return self._cache["arch"]
 
     @cached_property
     def macs(self) -> int:
         """Multiply-accumulates of one forward pass at `resolution` (1000 classes, 3 input channels)."""
-        from .flops import count_macs
         return count_macs(self.arch, self.resolution)
 
     @cached_property
     def params(self) -> int:
         """Trainable parameters with a 1000-class head and 3 input channels."""
-        from .flops import count_params
         return count_params(self.arch)
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,8 +118,7 @@ class Twist:
 
 def giant(phi: float, base: str = "efficientnet_b0", resolution: int | None = None) -> Twist:
     """EfficientNet's compound ('giant') formula at a continuous phi; negative phi shrinks."""
-    if isinstance(phi, bool) or not isinstance(phi, (int, float)) or not math.isfinite(phi):
-        raise InvalidArgumentError(f"phi must be a finite number, got {phi!r}")
+    number("phi", phi)
     r, d, w = GAMMA ** phi, ALPHA ** phi, BETA ** phi
     res = even_resolution(get_base(base).resolution, r) if resolution is None else resolution
     return Twist(r, d, w, max(MIN_RESOLUTION, res), base, rules=get_base(base).rules)

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidArgumentError, unknown
+from ..errors import InvalidArgumentError, UnknownTagError, unknown
 
 SCHEMA_VERSION = 1
 KEY_LAYOUTS = ("timm", "tinynet_official", "efficientnet_pytorch")
@@ -48,6 +48,21 @@ _TYPES = {"model": str, "source": str, "pypi_package": _OPT_STR, "pypi_file": _O
           "revision_short": _OPT_STR, "size": (int, type(None)), "size_displayed": _OPT_STR, "sha256": _OPT_STR,
           "license": _OPT_STR, "fallback_url": _OPT_STR, "sources": dict}
 _REQUIRED = ("model", "source", "hf_repo", "filename", "key_layout")
+METRIC_KEYS = ("imagenet_top1", "imagenet_top5")  # measured on these weights; None where no source gives them
+
+
+def _check_metrics(where: str, metrics: dict[str, Any]) -> None:
+    extra = sorted(set(metrics) - {*METRIC_KEYS, "source"})
+    if extra:
+        raise InvalidArgumentError(f"{where}: unknown metrics {extra} (accepted: {', '.join(METRIC_KEYS)}, source; "
+                                   "the paper's numbers live in the registry)")
+    for key in METRIC_KEYS:
+        value = metrics.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 <= value <= 100):
+            raise InvalidArgumentError(f"{where}: metrics.{key} must be a percentage or null, got {value!r}")
+    if not isinstance(metrics.get("source", ""), str):
+        raise InvalidArgumentError(f"{where}: metrics.source must be a string")
 
 
 def validate(data: Any) -> dict[str, Checkpoint]:
@@ -81,6 +96,7 @@ def validate(data: Any) -> dict[str, Checkpoint]:
             raise InvalidArgumentError(f"{where}: revision must be a full 40-hex commit hash or null")
         if rec.get("sha256") is not None and not HEX64.match(rec["sha256"]):
             raise InvalidArgumentError(f"{where}: sha256 must be 64 lowercase hex digits or null")
+        _check_metrics(where, rec.get("metrics", {}))
         out[tag] = Checkpoint(tag=tag, **rec)
     return out
 
@@ -105,8 +121,15 @@ def _load(path: str) -> dict[str, Checkpoint]:
 
 
 def get_checkpoint(tag: str) -> Checkpoint:
-    """The manifest record for a 'model.tag' name."""
+    """The manifest record for a 'model.tag' name; an unknown tag names the model's tags (or close matches)."""
     found = checkpoints()
     if tag not in found:
-        raise unknown("checkpoint tag", tag, found)
+        model = str(tag).partition(".")[0]
+        own = [t for t, c in found.items() if c.model == model]
+        raise unknown("checkpoint tag", tag, own or found, UnknownTagError)
     return found[tag]
+
+
+def tags_for(model: str) -> list[str]:
+    """The manifest's checkpoint tags of one model (canonical name), sorted."""
+    return sorted(t for t, c in checkpoints().items() if c.model == model)

@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from .bases import Base, Rules, get_base, get_rules
-from .errors import TinyNetZooError
-from .twist import Twist
+from ..errors import TinyNetZooError
+from .bases import Base, Rules, get_base
 
 
 class Block(NamedTuple):
@@ -97,11 +96,6 @@ def _stages(base: Base, rules: Rules, d: float) -> tuple[tuple, tuple[_Slot, ...
         for stage_idx, stage in enumerate(stages) for idx, ba in enumerate(stage))
     found = _DECODED[key] = (tuple(tuple(stage) for stage in stages), slots)
     return found
-
-
-def decode(twist: Twist) -> Arch:
-    """Decode a Twist into its concrete architecture with timm's `decode_arch_def` and `round_channels`."""
-    return decode_parts(get_base(twist.base), get_rules(twist.rules), twist.d, twist.w)
 
 
 def decode_parts(base: Base, rules: Rules, d: float, w: float) -> Arch:

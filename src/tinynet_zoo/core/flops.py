@@ -6,7 +6,10 @@ squeeze-excite gating multiply are not counted (they are < 1% of the total for t
 """
 from __future__ import annotations
 
-from .arch import Arch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .arch import Arch
 
 
 def _conv_out(size: int, kernel: int, stride: int) -> int:
@@ -14,7 +17,7 @@ def _conv_out(size: int, kernel: int, stride: int) -> int:
     return (size + 2 * pad - kernel) // stride + 1
 
 
-def count_macs(arch: Arch, resolution: int, num_classes: int = 1000, in_chans: int = 3) -> int:
+def count_macs(arch: "Arch", resolution: int, num_classes: int = 1000, in_chans: int = 3) -> int:
     """Multiply-accumulates of one image through the network at `resolution` pixels."""
     size = _conv_out(resolution, 3, 2)
     macs = size * size * in_chans * arch.stem_chs * 9
@@ -29,7 +32,7 @@ def count_macs(arch: Arch, resolution: int, num_classes: int = 1000, in_chans: i
     return macs + size * size * last * arch.head_chs + arch.head_chs * num_classes
 
 
-def count_params(arch: Arch, num_classes: int = 1000, in_chans: int = 3) -> int:
+def count_params(arch: "Arch", num_classes: int = 1000, in_chans: int = 3) -> int:
     """Trainable parameters (conv and linear weights and biases, batch-norm affine)."""
     params = in_chans * arch.stem_chs * 9 + 2 * arch.stem_chs
     for b in arch.blocks:

@@ -16,10 +16,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from ..checks import choice
+from ..errors import BudgetError, BudgetWarning, ExtraNotInstalledError, InvalidArgumentError
+from ..files import write_json_atomic
 from .bases import Base, get_base, get_rules
 from .budget import format_macs, parse_budget
-from .errors import BudgetError, BudgetWarning, InvalidArgumentError, TinyNetZooError
-from .twist import Twist
+from .registry import get_entry
+from .solver import land, land_giant
+from .twist import Twist, check_resolution
 
 MIN_BUDGET, MAX_BUDGET = 10e6, 4e9
 KINDS = ("gpr", "linear")
@@ -85,10 +89,7 @@ class Formula:
 
     def save(self, path: "str | Path") -> None:
         """Write the formula as JSON (atomically)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        tmp.replace(path)
+        write_json_atomic(path, self.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Formula":
@@ -100,11 +101,11 @@ class Formula:
                           resolution=data.get("resolution"), **fits)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgumentError(f"not a valid formula file: {exc!r}") from None
-        if formula.kind not in KINDS or any(len(p) != 3 for p in formula.points):
-            raise InvalidArgumentError(f"not a valid formula: kind must be one of {KINDS} and points (macs, r, d)")
-        res = formula.resolution
-        if res is not None and not (isinstance(res, int) and res >= 32):
-            raise InvalidArgumentError(f"not a valid formula: resolution must be >= 32 pixels, got {res!r}")
+        choice("formula kind", formula.kind, KINDS)
+        if any(len(p) != 3 for p in formula.points):
+            raise InvalidArgumentError("not a valid formula: its points must be (macs, r, d) triples")
+        if formula.resolution is not None:
+            check_resolution(formula.resolution, "formula resolution")
         get_base(formula.base), get_rules(formula.rules)
         return formula
 
@@ -133,7 +134,8 @@ def _fit_target(x: Any, y: Any, kind: str, noise: float = 1e-4) -> TargetFit:
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
     except ImportError:
-        raise TinyNetZooError("fitting a GPR formula needs scikit-learn: pip install 'tinynet-zoo[formula]'") from None
+        raise ExtraNotInstalledError("fitting a GPR formula needs scikit-learn, which is not installed: "
+                                     "pip install 'tinynet-zoo[formula]'") from None
     kernel = ConstantKernel(1e-2, (1e-6, 1.0)) * RBF(0.5, (0.2, 5.0)) + WhiteKernel(min(1e-6, noise), (1e-8, noise))
     gpr = GaussianProcessRegressor(kernel, n_restarts_optimizer=8, random_state=0)
     gpr.fit(np.asarray(x)[:, None], np.asarray(y) - (intercept + slope * np.asarray(x)))
@@ -149,8 +151,7 @@ def fit_formula(points: Iterable[Any], kind: str = "gpr", base: str = "efficient
     resolution: the pixels r is relative to when the points come from a search at a small resolution
     (None: the base's own); noise: the GP's largest white-noise variance (raise it for noisy fronts).
     """
-    if kind not in KINDS:
-        raise InvalidArgumentError(f"unknown formula kind {kind!r}; accepted: {', '.join(KINDS)}")
+    choice("formula kind", kind, KINDS)
     import numpy as np
 
     pts = _points(points)
@@ -175,15 +176,13 @@ def leave_one_out(points: Iterable[Any], kind: str = "gpr", base: str = "efficie
 
 def default_points() -> list[tuple[float, float, float]]:
     """The published frontier: (MACs, r, d) of TinyNet-A..E and EfficientNet-B0 (r = d = 1)."""
-    from .registry import get_entry
-
     names = ("tinynet_a", "tinynet_b", "tinynet_c", "tinynet_d", "tinynet_e", "efficientnet_b0")
     return sorted((float(t.macs), t.r, t.d) for t in (get_entry(n).twist for n in names))
 
 
 @lru_cache(maxsize=1)
 def _packaged_formula() -> Formula:
-    text = resources.files("tinynet_zoo").joinpath("formulas/tiny_b0.json").read_text()
+    text = resources.files(__package__).joinpath("formulas/tiny_b0.json").read_text()
     return Formula.from_dict(json.loads(text))
 
 
@@ -244,8 +243,6 @@ def _grid_budget(index: int) -> float:
 @lru_cache(maxsize=4096)
 def _land_grid(index: int, base: str, fit: "Formula | None", tolerance: float) -> Twist:
     """The landing for one grid budget: tiny formula up to the base's MACs (or `fit` is None), giant above."""
-    from .solver import land, land_giant
-
     budget, base_def = _grid_budget(index), get_base(base)
     if fit is not None and fit.resolution is not None and fit.base == base:  # r is relative to the fit's pixels
         base_def = dataclasses.replace(base_def, resolution=fit.resolution)

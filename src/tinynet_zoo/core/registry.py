@@ -1,4 +1,5 @@
-"""The catalogue: names and aliases → entries (base, twist, paper and measured metrics, data config)."""
+"""The catalogue: names and aliases → entries (twist on a base, the paper's numbers, default checkpoint tag, eval
+data config). Measured numbers belong to checkpoints and live in the weights manifest."""
 from __future__ import annotations
 
 import fnmatch
@@ -6,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import unknown
+from ..errors import UnknownModelError, unknown
 from .twist import Twist
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -26,7 +27,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class Metrics:
-    """Published or measured numbers; None where the source gives none. MACs, not 2x FLOPs."""
+    """Published (the paper's) or measured (a checkpoint's) numbers; None where the source gives none. MACs, not
+    2x FLOPs."""
 
     macs: float | None = None
     params: float | None = None
@@ -44,7 +46,6 @@ class Entry:
     family: str  # "tinynet", "efficientnet" or "shrunken-efficientnet"
     description: str
     paper: Metrics = Metrics()
-    measured: Metrics = Metrics()  # timm's ImageNet eval of the released weights
     aliases: tuple[str, ...] = ()
     checkpoint: str | None = None  # tag in weights_manifest.json, e.g. "tinynet_b.in1k"
     paired_with: str | None = None  # for shrunken EfficientNets: the TinyNet whose MACs they match
@@ -56,15 +57,13 @@ class Entry:
 
 
 _PAPER = "Han et al. 2020, Table 2 (FLOPs are MACs)"
-_TIMM = "timm results-imagenet.csv (released weights)"
 
 
-def _tinynet(letter: str, r: float, d: float, w: float, res: int, paper: tuple, measured: tuple) -> Entry:
+def _tinynet(letter: str, r: float, d: float, w: float, res: int, paper: tuple) -> Entry:
     return Entry(
         name=f"tinynet_{letter}", twist=Twist(r, d, w, res), family="tinynet",
         description=f"TinyNet-{letter.upper()} (tiny formula, Han et al. 2020)",
-        paper=Metrics(*paper, source=_PAPER), measured=Metrics(None, None, *measured, source=_TIMM),
-        checkpoint=f"tinynet_{letter}.in1k")
+        paper=Metrics(*paper, source=_PAPER), checkpoint=f"tinynet_{letter}.in1k")
 
 
 # Shrunken EfficientNets: the inverse giant formula at a continuous phi solved so each lands on its
@@ -87,20 +86,19 @@ def _shrunken(k: int) -> Entry:
 
 
 ENTRIES: tuple[Entry, ...] = (
-    _tinynet("a", 0.86, 1.2, 1.0, 192, (339e6, 6.2e6, 76.8), (77.666, 93.532)),
-    _tinynet("b", 0.84, 1.1, 0.75, 188, (202e6, 3.7e6, 75.0), (74.946, 92.194)),
-    _tinynet("c", 0.825, 0.85, 0.54, 184, (100e6, 2.5e6, 71.2), (71.214, 89.746)),
-    _tinynet("d", 0.68, 0.695, 0.54, 152, (52e6, 2.3e6, 67.0), (66.936, 87.078)),
-    _tinynet("e", 0.475, 0.6, 0.51, 106, (24e6, 2.0e6, 59.9), (59.874, 81.774)),
+    _tinynet("a", 0.86, 1.2, 1.0, 192, (339e6, 6.2e6, 76.8)),
+    _tinynet("b", 0.84, 1.1, 0.75, 188, (202e6, 3.7e6, 75.0)),
+    _tinynet("c", 0.825, 0.85, 0.54, 184, (100e6, 2.5e6, 71.2)),
+    _tinynet("d", 0.68, 0.695, 0.54, 152, (52e6, 2.3e6, 67.0)),
+    _tinynet("e", 0.475, 0.6, 0.51, 106, (24e6, 2.0e6, 59.9)),
     Entry(name="efficientnet_b0", twist=Twist(1.0, 1.0, 1.0, 224, rules="efficientnet"), family="efficientnet",
           description="EfficientNet-B0, the base every TinyNet is twisted from",
-          paper=Metrics(390e6, 5.3e6, 77.1, source=_PAPER), measured=Metrics(None, None, 77.698, 93.538, _TIMM),
+          paper=Metrics(390e6, 5.3e6, 77.1, source=_PAPER),
           checkpoint="efficientnet_b0.ra_in1k"),
     *(_shrunken(k) for k in (1, 2, 3, 4)),
     Entry(name="efficientnet_lite0",
           twist=Twist(1.0, 1.0, 1.0, 224, base="efficientnet_lite0", rules="lite"), family="efficientnet",
           description="EfficientNet-Lite0: ReLU6, no SE, fixed stem/head (a second base)",
-          measured=Metrics(None, None, 75.480, 92.522, _TIMM + ", efficientnet_lite0.ra_in1k"),
           checkpoint="efficientnet_lite0.pypi_in1k"),  # verifiable offline (sha256 pinned); ra_in1k by tag
 )
 
@@ -117,10 +115,22 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted((n for n in _BY_NAME if fnmatch.fnmatchcase(n, pattern)), key=_natural_key)
 
 
+def split_tag(name: str) -> tuple[str, "str | None"]:
+    """'tinynet_b.in1k' → ('tinynet_b', 'in1k'); a name without a tag → (name, None)."""
+    model, dot, tag = name.strip().partition(".")
+    return model, (tag if dot else None)
+
+
 def get_entry(name: str) -> Entry:
-    """The registry entry for a canonical name or alias (case-insensitive; a '.tag' suffix is ignored)."""
-    key = name.strip().lower().split(".", 1)[0] if isinstance(name, str) else name
-    key = _ALIASES.get(key, key)
+    """The registry entry for a canonical name or alias (case-insensitive); a name with a '.tag' is refused
+    here (the factory resolves tags against the weights manifest)."""
+    if not isinstance(name, str):
+        raise UnknownModelError(f"a model name is a string, got {type(name).__name__}")
+    model, tag = split_tag(name)
+    key = _ALIASES.get(model.lower(), model.lower())
     if key not in _BY_NAME:
-        raise unknown("model", name, [*_BY_NAME, *_ALIASES])
+        raise unknown("model", model, [*_BY_NAME, *_ALIASES], UnknownModelError)
+    if tag is not None:
+        raise UnknownModelError(f"{name!r} names a checkpoint tag; look it up with tinynet_zoo.model_info or "
+                                "create, which check it against the weights manifest")
     return _BY_NAME[key]

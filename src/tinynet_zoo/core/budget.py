@@ -4,10 +4,15 @@ from __future__ import annotations
 import math
 import re
 
-from .errors import BudgetError
+from ..errors import BudgetError
 
 _SUFFIX = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}
 _PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMG]?)\s*(?:MACS?|FLOPS?)?\s*$", re.IGNORECASE)
+
+
+def looks_like_budget(text: str) -> bool:
+    """Whether a string is spelled like a budget ('50M', '5e7', '0.1G'), as opposed to a model name or path."""
+    return bool(_PATTERN.match(text))
 
 
 def parse_budget(budget: "float | int | str") -> float:

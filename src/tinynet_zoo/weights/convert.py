@@ -4,12 +4,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Callable
 
-from .errors import InvalidArgumentError
+from ..checks import choice
+from ..errors import IncompatibleCheckpointError
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from .arch import Arch
+    from ..core.arch import Arch
 
 StateDict = dict[str, "Tensor"]
 
@@ -49,7 +50,8 @@ def from_efficientnet_pytorch(state: dict, arch: "Arch") -> StateDict:
         if match:
             flat, module, param = int(match.group(1)), match.group(2), match.group(3)
             if flat >= len(positions):
-                raise InvalidArgumentError(f"checkpoint has block {flat} but the architecture has {len(positions)}")
+                raise IncompatibleCheckpointError(f"checkpoint has block {flat} but the architecture has "
+                                                  f"{len(positions)}")
             stage, idx = positions[flat]
             name = _EFFNET_PYTORCH_BLOCK[arch.blocks[flat].kind].get(module)
             out[f"blocks.{stage}.{idx}.{name}.{param}" if name else key] = value
@@ -77,6 +79,4 @@ CONVERTERS: dict[str, Callable[[dict, "Arch"], StateDict]] = {
 
 def to_timm(state: dict, layout: str, arch: "Arch") -> StateDict:
     """Convert a state_dict in `layout` to timm's names for `arch`."""
-    if layout not in CONVERTERS:
-        raise InvalidArgumentError(f"unknown key layout {layout!r}; accepted: {', '.join(CONVERTERS)}")
-    return CONVERTERS[layout](state, arch)
+    return CONVERTERS[choice("key layout", layout, CONVERTERS)](state, arch)

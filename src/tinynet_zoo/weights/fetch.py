@@ -14,10 +14,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .errors import ChecksumError, CheckpointNotFoundError, IncompatibleCheckpointError, UnverifiedCheckpointWarning
+from ..errors import ChecksumError, CheckpointNotFoundError, IncompatibleCheckpointError, UnverifiedCheckpointWarning
+from ..system import cache_root
 from .manifest import HEX64, Checkpoint
-
-CACHE_ENV = "TINYNET_ZOO_CACHE"
 
 
 def sha256_file(path: "str | Path") -> str:
@@ -91,8 +90,7 @@ def _url_path(ckpt: Checkpoint, cache_dir: "str | Path | None") -> Path:
     url = ckpt.fallback_url
     if _offline() and not url.startswith("file:"):
         raise CheckpointNotFoundError(f"{ckpt.tag}: offline (HF_HUB_OFFLINE) and not cached: {_how_to_fetch(ckpt)}")
-    root = Path(cache_dir or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "tinynet_zoo")
-    target = root / ckpt.tag / url.rsplit("/", 1)[-1]
+    target = cache_root(cache_dir) / ckpt.tag / url.rsplit("/", 1)[-1]
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if not target.exists():

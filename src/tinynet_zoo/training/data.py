@@ -1,5 +1,4 @@
-"""Data for fine-tuning: a model's input config and transforms (timm underneath), and image folders scanned,
-checked and split into train/val."""
+"""Data for fine-tuning: image folders scanned, checked and split into train/val, and datasets over them."""
 from __future__ import annotations
 
 import random
@@ -8,42 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import DataError, DataWarning, InvalidArgumentError
+from ..errors import DataError, DataWarning, InvalidArgumentError
+from ..preprocess import transforms
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
 VAL_NAMES = ("val", "valid", "validation", "test")  # accepted names of a held-out folder beside train/
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
-
-
-def _model(model_or_name: "nn.Module | str | Any") -> "nn.Module":
-    if isinstance(model_or_name, str) or type(model_or_name).__name__ == "Twist":
-        from .build import create
-        return create(model_or_name)
-    if not hasattr(model_or_name, "pretrained_cfg"):
-        raise InvalidArgumentError("expected a model name, a Twist or a model made by tinynet_zoo.create (it has "
-                                   f"a pretrained_cfg), got {type(model_or_name).__name__}")
-    return model_or_name
-
-
-def data_config(model_or_name: "nn.Module | str | Any", **overrides: Any) -> dict[str, Any]:
-    """Input size, interpolation, mean, std and crop of a model, as timm's `resolve_data_config` gives them."""
-    from timm.data import resolve_data_config
-
-    config = resolve_data_config({}, model=_model(model_or_name))
-    unknown = set(overrides) - set(config)
-    if unknown:
-        raise InvalidArgumentError(f"unknown data config key(s) {sorted(unknown)}; accepted: {sorted(config)}")
-    config.update(overrides)
-    return config
-
-
-def transforms(model_or_name: "nn.Module | str | Any", train: bool = False, **overrides: Any) -> Callable:
-    """timm's preprocessing for a model: evaluation (resize, centre crop, normalise) or training augmentation."""
-    from timm.data import create_transform
-
-    return create_transform(**data_config(model_or_name, **overrides), is_training=train)
 
 
 @dataclass(frozen=True)

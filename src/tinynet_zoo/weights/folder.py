@@ -1,5 +1,5 @@
-"""Sharing models: a folder of model.safetensors + config.json (twist, base, classes, data config) that
-re-creates any size exactly, pushed to or pulled from the Hugging Face hub (`create("hf-hub:user/repo")`)."""
+"""The model folder: model.safetensors + config.json (twist, base, classes, data config) + a model card, which
+re-creates any size exactly (`create(folder)`, `load_pretrained`); the unit shared on the Hugging Face hub."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import CheckpointNotFoundError, IncompatibleCheckpointError, InvalidArgumentError
-from .files import umask
-from .twist import Twist
+from .. import __version__
+from ..core.registry import DataConfig
+from ..core.twist import Twist
+from ..errors import CheckpointNotFoundError, IncompatibleCheckpointError, InvalidArgumentError
+from ..files import json_text, umask
+from .fetch import read_state_dict
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -19,7 +22,6 @@ if TYPE_CHECKING:
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT = 1
-HUB_PREFIX = "hf-hub:"
 
 
 def model_config(model: "nn.Module") -> dict[str, Any]:
@@ -51,8 +53,6 @@ def save_pretrained(model: "nn.Module", folder: "str | Path", metrics: dict[str,
     """Write model.safetensors, config.json and a model card README.md into `folder` (replaced atomically)."""
     from safetensors.torch import save_file
 
-    from . import __version__
-
     config = model_config(model)
     config.update(version=__version__, metrics=metrics or {}, **(extra or {}))
     folder = Path(folder)
@@ -60,7 +60,7 @@ def save_pretrained(model: "nn.Module", folder: "str | Path", metrics: dict[str,
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         save_file(cpu_state(model), str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
-        (staging / CONFIG_NAME).write_text(json.dumps(config, indent=1) + "\n")
+        (staging / CONFIG_NAME).write_text(json_text(config, indent=1) + "\n")
         (staging / "README.md").write_text(_card(config))
         _share(staging)
         old = folder.with_name(f".{folder.name}.old.{os.getpid()}")
@@ -110,65 +110,24 @@ def read_config(folder: "str | Path") -> dict[str, Any]:
     return config
 
 
-def load_pretrained(folder: "str | Path", num_classes: int | None = None, in_chans: int | None = None,
-                    **kwargs: Any) -> "nn.Module":
-    """Re-create a saved model exactly (twist, classes, data config, weights); num_classes swaps the head."""
-    from .build import build_module, finish
-    from .pretrained import load_state
-    from .registry import DataConfig
-    from .weights import read_state_dict
+def is_model_folder(path: "str | Path") -> bool:
+    """Whether `path` is a folder holding a config.json and model.safetensors (written by save_pretrained)."""
+    path = Path(path)
+    return path.is_dir() and (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file()
 
-    folder = Path(folder)
-    config = read_config(folder)
-    twist = Twist.from_dict(config["twist"])
-    saved_classes = config["num_classes"]
-    num_classes = saved_classes if num_classes is None else num_classes
-    in_chans = config["in_chans"] if in_chans is None else in_chans
-    model = build_module(twist.arch, num_classes=num_classes, in_chans=in_chans, **kwargs)
-    state = read_state_dict(folder / WEIGHTS_NAME)
-    if in_chans != config["in_chans"] and config["in_chans"] != 3:
-        raise IncompatibleCheckpointError(f"{folder} has {config['in_chans']} input channels; it can be loaded "
-                                          f"with in_chans={config['in_chans']} (or 3-channel weights adapted)")
-    load_state(model, state, 3 if in_chans == config["in_chans"] else in_chans)  # adapt only 3-channel weights
+
+def folder_data_config(config: dict[str, Any]) -> DataConfig:
+    """The eval preprocessing recorded in a folder's config.json."""
     data = config["data_config"]
-    finish(model, twist, config.get("architecture") or "twist", num_classes, in_chans,
-           DataConfig(resolution=data["resolution"], crop_pct=data["crop_pct"],
-                      interpolation=data["interpolation"], mean=tuple(data["mean"]), std=tuple(data["std"])),
-           label_names=config.get("classes") if num_classes == saved_classes else None)
-    return model
+    return DataConfig(resolution=data["resolution"], crop_pct=data["crop_pct"], interpolation=data["interpolation"],
+                      mean=tuple(data["mean"]), std=tuple(data["std"]))
 
 
-def from_hub(repo: str, revision: str | None = None, cache_dir: "str | Path | None" = None,
-             **kwargs: Any) -> "nn.Module":
-    """Download (or read from the local cache when offline) a saved model from the hub and re-create it."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    repo_id = repo[len(HUB_PREFIX):] if repo.startswith(HUB_PREFIX) else repo
-    if "@" in repo_id and revision is None:
-        repo_id, revision = repo_id.split("@", 1)
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise InvalidArgumentError(f"expected 'hf-hub:user/repo' (optionally '@revision'), got {repo!r}")
+def read_folder(folder: "str | Path") -> tuple[dict[str, Any], Twist, dict[str, Any]]:
+    """(config, twist, timm-layout tensors) of a saved model folder, each checked."""
+    config = read_config(folder)
     try:
-        folder = snapshot_download(repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME],
-                                   cache_dir=str(cache_dir) if cache_dir else None)
-    except LocalEntryNotFoundError as exc:
-        raise CheckpointNotFoundError(f"{repo_id}@{revision or 'main'} is not in the Hugging Face cache and the hub "
-                                      "cannot be reached (HF_HUB_OFFLINE set or no network); download it once "
-                                      "online") from exc
-    return load_pretrained(folder, **kwargs)
-
-
-def push_to_hub(model: "nn.Module", repo_id: str, private: bool = False, token: str | None = None,
-                commit_message: str = "Upload tinynet_zoo model", metrics: dict[str, Any] | None = None) -> str:
-    """Save the model (safetensors + config.json + card) and upload it to `repo_id`; returns the commit URL."""
-    from huggingface_hub import HfApi
-
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise InvalidArgumentError(f"repo_id must be 'user/name', got {repo_id!r}")
-    api = HfApi(token=token)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = save_pretrained(model, Path(tmp) / "model", metrics=metrics)
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message)
-    return str(getattr(info, "commit_url", info))
+        twist = Twist.from_dict(config["twist"])
+    except InvalidArgumentError as exc:
+        raise IncompatibleCheckpointError(f"{Path(folder) / CONFIG_NAME} has an invalid twist: {exc}") from None
+    return config, twist, read_state_dict(Path(folder) / WEIGHTS_NAME)

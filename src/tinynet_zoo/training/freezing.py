@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import unknown
+from ..errors import unknown
 
 if TYPE_CHECKING:
     import torch.nn as nn

@@ -4,10 +4,10 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from ..errors import BudgetError
 from .arch import shared_arch
 from .bases import Base, Rules, get_rules
 from .budget import format_macs
-from .errors import BudgetError
 from .flops import count_macs
 from .twist import ALPHA, GAMMA, MAX_MULTIPLIER, MIN_RESOLUTION, MAX_RESOLUTION, Twist, even_resolution
 

@@ -1,0 +1,27 @@
+"""The `tinynet-zoo` command line: `main` runs one command of the tree in `parser`, prints its result (text, or
+strict JSON with --json) and turns the package's errors into one line on stderr with exit code 2."""
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from ..errors import TinyNetZooError
+from ..files import json_text
+from .catalog import models_markdown
+from .parser import build_parser
+
+__all__ = ["build_parser", "main", "models_markdown"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `tinynet-zoo` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        data, text = args.func(args)
+    except TinyNetZooError as exc:
+        print(f"tinynet-zoo: error: {exc}", file=sys.stderr)
+        return 2
+    if data is None and not text:  # e.g. a non-zero rank under torchrun: nothing to say
+        return 0
+    print(json_text(data, indent=1) if args.json else text)
+    return 0

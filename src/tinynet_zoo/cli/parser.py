@@ -1,0 +1,137 @@
+"""The one argparse tree of `tinynet-zoo`: every command and every flag is declared here; the handlers live in
+the modules named after their command group (catalog, training, search, deploy). Building it imports no torch."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .. import __version__
+from ..deploy.bench import BACKENDS as BENCH_BACKENDS
+from ..training.config import AMP_MODES, CHANNELS_LAST_MODES, TrainConfig
+from . import catalog, deploy, search, training
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line and exits with code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _catalog(sub: Any) -> None:
+    p = sub.add_parser("list", help="catalogued model names")
+    p.add_argument("pattern", nargs="?", default="*", help="shell wildcard, e.g. 'tinynet_*'")
+    p.set_defaults(func=catalog.cmd_list)
+    p = sub.add_parser("info", help="everything known about one model")
+    p.add_argument("name", metavar="MODEL", help="a name, name.tag, budget, model folder or hf-hub:user/repo")
+    p.set_defaults(func=catalog.cmd_info)
+    p = sub.add_parser("table", help="the catalogue with r, d, w, resolution, MACs, params, top-1")
+    p.set_defaults(func=catalog.cmd_table)
+    p = sub.add_parser("formula", help="(r, d, w, resolution) for a MAC budget, tiny vs inverse giant formula")
+    p.add_argument("budget", help="MACs: 100e6, 100M or 0.1G")
+    p.add_argument("--base", default="efficientnet_b0")
+    p.add_argument("--formula", default="tiny", help="tiny, giant or a formula .json file")
+    p.set_defaults(func=catalog.cmd_formula)
+    p = sub.add_parser("download", help="prefetch a checkpoint into the cache and verify its sha256")
+    p.add_argument("name", help="model name (its default checkpoint) or a tag such as tinynet_b.in1k")
+    p.add_argument("--cache-dir", default=None)
+    p.set_defaults(func=catalog.cmd_download)
+    p = sub.add_parser("predict", help="top ImageNet classes of an image with a pretrained model")
+    p.add_argument("name", metavar="MODEL")
+    p.add_argument("image")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--cache-dir", default=None)
+    p.set_defaults(func=catalog.cmd_predict)
+
+
+def _finetune(sub: Any) -> None:
+    p = sub.add_parser("finetune", help="fine-tune a model or MAC budget on an image folder (torchrun for DDP)",
+                       description="Fine-tune MODEL (a catalogued name, name.tag, a MAC budget like 50M built with "
+                                   "the tiny formula, a model folder or 'hf-hub:user/repo') on an ImageFolder. Under "
+                                   "`torchrun --nproc_per_node N` it trains with DistributedDataParallel.")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--data", required=True, help="folder of class sub-folders, or train/ and val/ folders")
+    p.add_argument("--out", default=None, help="run folder: metrics.jsonl, curves.png, last.*, best/")
+    p.add_argument("--resume", default=None, help="a run folder or its last.safetensors")
+    weights = p.add_mutually_exclusive_group()
+    weights.add_argument("--pretrained", default=None,
+                         help="True (default for names), inherit (default for budgets) or a checkpoint tag")
+    weights.add_argument("--scratch", action="store_true", help="random initialisation")
+    defaults = TrainConfig()
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="per process")
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    p.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
+    p.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs)
+    p.add_argument("--ema-decay", type=float, default=defaults.ema_decay, help="0 turns EMA off")
+    p.add_argument("--amp", choices=AMP_MODES, default=defaults.amp)
+    p.add_argument("--channels-last", choices=CHANNELS_LAST_MODES, default=defaults.channels_last)
+    p.add_argument("--workers", type=int, default=defaults.workers)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--resolution", type=int, default=None, help="input pixels (default: the model's own)")
+    p.add_argument("--freeze-until", default=None, help="e.g. blocks.4: freeze the stem through that part")
+    p.add_argument("--drop-rate", type=float, default=0.2)
+    p.add_argument("--drop-path-rate", type=float, default=0.1)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=training.cmd_finetune)
+
+
+def _search(sub: Any) -> None:
+    p = sub.add_parser("search", help="Rubik's-cube search: train random twists under budgets, fit a formula",
+                       description="Run (or resume) a search: `search --data DIR --budgets 25M,50M --trials 24 "
+                                   "--out runs/x`; analyse it: `search report runs/x`.")
+    p.add_argument("action", nargs="?", choices=["report"], help="'report DIR': analyse a search folder")
+    p.add_argument("dir", nargs="?", help="the search folder to report on")
+    p.add_argument("--data", help="image folder (class sub-folders, or train/ and val/)")
+    p.add_argument("--base", default="efficientnet_b0")
+    p.add_argument("--rules", default="tinynet")
+    p.add_argument("--budgets", help="comma-separated MACs at the trained resolutions, e.g. 25M,50M,100M")
+    p.add_argument("--trials", type=int, default=24, help="trials in all, spread over the budgets")
+    p.add_argument("--epochs", type=int, default=3, help="proxy schedule: epochs per trial")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate of the proxy training")
+    p.add_argument("--augment", action="store_true", help="timm's training augmentation (off: eval transform)")
+    p.add_argument("--inherit", action="store_true", help="start each trial from weights cut from a pretrained net")
+    p.add_argument("--base-resolution", type=int, default=None, help="pixels r is relative to (default: the base's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="search folder (results.jsonl; re-running resumes it)")
+    p.add_argument("--backend", choices=["local", "ray"], default="local")
+    p.add_argument("--workers", type=int, default=None, help="local: parallel trials (0: in this process)")
+    p.add_argument("--threads", type=int, default=1, help="local: CPU threads per trial")
+    p.add_argument("--address", default=None, help="ray: cluster to join, e.g. auto")
+    p.add_argument("--cpus-per-trial", type=float, default=1)
+    p.add_argument("--gpus-per-trial", type=float, default=0)
+    p.add_argument("--retry-failed", action="store_true", help="run trials recorded as failed again")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-plot", action="store_true", help="report: skip the PNG")
+    p.set_defaults(func=search.cmd_search)
+
+
+def _deploy(sub: Any) -> None:
+    p = sub.add_parser("bench", help="batch-1 latency and batch-32 throughput per backend vs timm eager")
+    p.add_argument("models", nargs="*", default=["tinynet_e"], metavar="MODEL",
+                   help="model names, budgets or folders (default: tinynet_e)")
+    p.add_argument("--backends", default=None,
+                   help=f"comma-separated, from {', '.join(BENCH_BACKENDS)} (default: eager, every installed, auto)")
+    p.add_argument("--runs", type=int, default=100, help="timed batch-1 calls (after --warmup)")
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--batch", type=int, default=32, help="batch size for throughput")
+    p.add_argument("--batch-runs", type=int, default=5, help="timed calls at --batch (0: skip throughput)")
+    p.add_argument("--plot", default=None, help="write latency-vs-MACs to this PNG (needs matplotlib)")
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=deploy.cmd_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (building it loads neither torch nor timm)."""
+    parser = Parser(prog="tinynet-zoo", description="TinyNet model zoo: catalogue, MACs and the tiny formula.")
+    parser.add_argument("--version", action="version", version=f"tinynet-zoo {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for group in (_catalog, _finetune, _search, _deploy):
+        group(sub)
+    for p in sub.choices.values():
+        p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")
+    return parser

@@ -1,0 +1,34 @@
+"""Training commands: `finetune` (one run; under torchrun, one process of a distributed run)."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from ..training.finetune import finetune
+
+
+def cmd_finetune(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
+    """`finetune MODEL --data DIR`: one fine-tuning run (rank 0 reports under torchrun)."""
+    pretrained: "bool | str | None" = False if args.scratch else args.pretrained
+    if isinstance(pretrained, str) and pretrained.lower() in ("true", "false"):
+        pretrained = pretrained.lower() == "true"
+    result = finetune(
+        args.model, args.data, args.out, pretrained=pretrained, val_fraction=args.val_fraction,
+        freeze_until=args.freeze_until, resolution=args.resolution, drop_rate=args.drop_rate,
+        drop_path_rate=args.drop_path_rate,
+        resume=args.resume, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, warmup_epochs=args.warmup_epochs,
+        ema_decay=args.ema_decay or None, amp=args.amp, channels_last=args.channels_last, workers=args.workers,
+        seed=args.seed, progress=not args.no_progress and not args.json)
+    summary = {k: v for k, v in result.to_dict().items() if k != "history"}
+    summary["epochs"] = len(result.history)
+    text = (f"best val top-1 {result.best_top1:.2f}% ({result.best_source} weights, epoch {result.best_epoch}); "
+            f"final {result.final_top1:.2f}%; {result.images_per_s:.0f} train img/s over {result.world_size} "
+            f"process(es); {result.wall_s:.1f} s")
+    if args.out:
+        text += f"\nrun folder: {args.out} (best weights: {Path(args.out) / 'best'})"
+    if int(os.environ.get("RANK", "0")) != 0:  # only rank 0 prints under torchrun
+        return None, ""
+    return summary, text

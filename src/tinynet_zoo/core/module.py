@@ -1,0 +1,75 @@
+"""Arch → module: timm's `EfficientNet` (or `EfficientNetFeatures`) built for a decoded architecture, and the
+timm-style `pretrained_cfg` that records how to feed it and which twist it is."""
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any, Sequence
+
+from ..checks import choice, integer, known_keys, probability
+from ..errors import InvalidArgumentError
+from .arch import Arch
+from .registry import DataConfig
+from .twist import Twist
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+# Keyword arguments passed through to timm's EfficientNet; anything else is a mistake we report.
+MODEL_KWARGS = ("drop_rate", "drop_path_rate", "global_pool")
+FEATURES_KWARGS = ("drop_rate", "drop_path_rate", "out_indices", "feature_location")
+GLOBAL_POOLS = ("avg", "max", "avgmax", "catavgmax", "")
+
+
+def check_kwargs(kwargs: dict[str, Any], features_only: bool) -> dict[str, Any]:
+    """The model keyword arguments, checked (unknown names get a close match; values their range)."""
+    known_keys("keyword argument", kwargs, FEATURES_KWARGS if features_only else MODEL_KWARGS)
+    out = dict(kwargs)
+    for key in ("drop_rate", "drop_path_rate"):
+        if key in out:
+            out[key] = probability(key, out[key])
+    if "global_pool" in out:
+        choice("global_pool", out["global_pool"], GLOBAL_POOLS)
+    if "out_indices" in out:
+        indices = out["out_indices"]
+        if not isinstance(indices, Sequence) or isinstance(indices, str) or not indices:
+            raise InvalidArgumentError(f"out_indices must be a non-empty sequence of ints in 0..4, got {indices!r}")
+        out["out_indices"] = tuple(integer("out_indices item", i, 0, 4) for i in indices)
+    return out
+
+
+def build_module(arch: Arch, num_classes: int = 1000, in_chans: int = 3, features_only: bool = False,
+                 **kwargs: Any) -> "nn.Module":
+    """Build timm's EfficientNet (or EfficientNetFeatures) for an Arch; checks arguments first."""
+    integer("num_classes", num_classes, 0)
+    integer("in_chans", in_chans, 1)
+    kwargs = check_kwargs(kwargs, features_only)
+    import torch.nn as nn
+    from timm.layers import get_act_layer
+    from timm.models._efficientnet_builder import round_channels
+    from timm.models.efficientnet import EfficientNet, EfficientNetFeatures
+
+    common = dict(
+        block_args=arch.timm_block_args(),
+        in_chans=in_chans,
+        stem_size=arch.stem_chs,
+        fix_stem=True,  # the stem width is already decided by the twist's rules
+        round_chs_fn=partial(round_channels, multiplier=arch.w, divisor=arch.base.channel_divisor),
+        act_layer=get_act_layer(arch.base.act),
+        norm_layer=nn.BatchNorm2d,
+    )
+    if features_only:
+        return EfficientNetFeatures(**common, **kwargs)
+    return EfficientNet(**common, num_features=arch.head_chs, num_classes=num_classes, **kwargs)
+
+
+def attach_config(model: "nn.Module", twist: Twist, architecture: str, num_classes: int, in_chans: int,
+                  data: DataConfig, label_names: "Sequence[str] | None" = None) -> "nn.Module":
+    """Attach a timm-style pretrained_cfg (so timm's `resolve_data_config` works) that also records the twist."""
+    model.pretrained_cfg = dict(
+        architecture=architecture, twist=twist.to_dict(),
+        num_classes=num_classes, input_size=(in_chans, data.resolution, data.resolution),
+        crop_pct=data.crop_pct, interpolation=data.interpolation, mean=tuple(data.mean), std=tuple(data.std),
+        first_conv="conv_stem", classifier="classifier",
+        label_names=list(label_names) if label_names is not None else None,
+    )
+    return model

@@ -1,0 +1,209 @@
+"""The factory: which model the user meant (`resolve`, the one resolver every entry point uses) and `create`,
+which builds it (core) and puts weights into it (weights).
+
+A model spec is a catalogued name or alias ('tinynet_b', 'efficientnet_bm2'), a name with a checkpoint tag
+('tinynet_b.in1k'), a MAC budget ('50M', 5e7: the tiny formula), a `Twist`, a saved model folder (a `Path`,
+an existing folder path, or 'local-dir:PATH'), 'hf-hub:user/repo[@revision]', or a built `nn.Module`.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .checks import boolean, integer
+from .core.budget import looks_like_budget, parse_budget
+from .core.formula import for_flops
+from .core.module import attach_config, build_module
+from .core.registry import DataConfig, Entry, get_entry, split_tag
+from .core.twist import Twist
+from .errors import CheckpointNotFoundError, IncompatibleCheckpointError, InvalidArgumentError, UnknownModelError
+from .weights import load
+from .weights.folder import folder_data_config, is_model_folder, read_folder
+from .weights.hub import HUB_PREFIX, download_folder, parse_repo
+from .weights.inherit import inherited_state
+from .weights.load import checkpoint_for, load_state
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+LOCAL_PREFIX = "local-dir:"
+KINDS = ("entry", "budget", "twist", "folder", "hub", "module")
+SPEC_HELP = ("a model name (see list_models()), 'name.tag', a MAC budget like '50M', a Twist, a saved model "
+             "folder, 'hf-hub:user/repo' or a torch module")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a model spec names, found without building anything (resolving never imports torch)."""
+
+    kind: str  # one of KINDS
+    label: str  # what users call it: the canonical name, 'twist', the folder or the hub repo
+    twist: "Twist | None" = None  # None for hub repos (known once downloaded) and modules
+    entry: "Entry | None" = None
+    tag: "str | None" = None  # the checkpoint tag a 'name.tag' spec names
+    location: "str | None" = None  # the folder path or the 'hf-hub:' spec
+    module: Any = None
+
+    @property
+    def brings_weights(self) -> bool:
+        """Folders, hub repos and modules carry their own weights."""
+        return self.kind in ("folder", "hub", "module")
+
+    def default_pretrained(self) -> "bool | str":
+        """What fine-tuning starts from by default: the hosted checkpoint, else weights inherited from a larger
+        pretrained model (budgets, twists, catalogued models without a checkpoint); folders bring their own."""
+        if self.brings_weights:
+            return True
+        return True if self.entry is not None and self.entry.checkpoint else "inherit"
+
+
+def _is_module(spec: Any) -> bool:
+    torch = sys.modules.get("torch")  # a module exists only if torch was imported: no need to import it here
+    return torch is not None and isinstance(spec, torch.nn.Module)
+
+
+def _folder(path: "str | Path") -> Target:
+    path = Path(path).expanduser()
+    if not is_model_folder(path):
+        what = "does not exist" if not path.exists() else "is not a model folder (config.json and model.safetensors)"
+        raise InvalidArgumentError(f"{str(path)!r} {what}; a model folder is written by save_pretrained or "
+                                   "finetune --out (its best/ folder)")
+    return Target("folder", str(path), location=str(path))
+
+
+def _named(name: str) -> Target:
+    """A catalogued name, alias or 'name.tag' (the tag checked against the weights manifest)."""
+    model, tag = split_tag(name)
+    entry = get_entry(model)
+    if tag is None:
+        return Target("entry", entry.name, entry.twist, entry)
+    ckpt = checkpoint_for(entry, f"{entry.name}.{tag}")
+    return Target("entry", entry.name, entry.twist, entry, tag=ckpt.tag)
+
+
+def resolve(spec: Any) -> Target:
+    """What a model spec names (see the module docstring for the accepted kinds); nothing is built."""
+    if isinstance(spec, Target):
+        return spec
+    if isinstance(spec, Twist):
+        return Target("twist", "twist", spec)
+    if isinstance(spec, Path):
+        return _folder(spec)
+    if _is_module(spec):
+        return Target("module", type(spec).__name__, module=spec)
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool) or isinstance(spec, str) and \
+            looks_like_budget(spec):
+        return Target("budget", "twist", for_flops(parse_budget(spec)))
+    if not isinstance(spec, str) or not spec.strip():
+        raise InvalidArgumentError(f"expected {SPEC_HELP}; got {spec!r}")
+    if spec.startswith(HUB_PREFIX):
+        parse_repo(spec)
+        return Target("hub", spec[len(HUB_PREFIX):], location=spec)
+    if spec.startswith(LOCAL_PREFIX):
+        return _folder(spec[len(LOCAL_PREFIX):])
+    try:
+        return _named(spec)
+    except UnknownModelError:
+        if Path(spec).expanduser().exists():
+            return _folder(spec)
+        raise
+
+
+def create(spec: Any, pretrained: "bool | str" = False, num_classes: "int | None" = None,
+           in_chans: "int | None" = None, features_only: bool = False, checkpoint_path: "str | Path | None" = None,
+           cache_dir: "str | Path | None" = None, **kwargs: Any) -> "nn.Module":
+    """Build a model spec (name, 'name.tag', budget, Twist, model folder, 'hf-hub:...') as a timm EfficientNet.
+
+    pretrained: False, True (the entry's checkpoint, or the tag the name carries), a manifest tag such as
+    'tinynet_b.in1k', or 'inherit' (cut from the nearest larger pretrained model of the same base).
+    checkpoint_path loads a local file. Folders and hub repos bring their own weights, classes and data config.
+    num_classes defaults to 1000 (to the saved count for folders), in_chans to 3 (to the saved count).
+    """
+    target = resolve(spec)
+    if target.kind == "module":
+        given = dict(pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, features_only=features_only,
+                     checkpoint_path=checkpoint_path, **kwargs)
+        changed = [k for k, v in given.items() if v not in (None, False)]
+        if changed:
+            raise InvalidArgumentError(f"a built module is used as it is; {', '.join(changed)} cannot change it "
+                                       "(pass a model name, Twist or folder to build a new one)")
+        return target.module
+    if target.brings_weights:
+        return _from_folder(target, pretrained, num_classes, in_chans, features_only, checkpoint_path, cache_dir,
+                            kwargs)
+    num_classes = integer("num_classes", 1000 if num_classes is None else num_classes, 0)
+    in_chans = integer("in_chans", 3 if in_chans is None else in_chans, 1)
+    boolean("features_only", features_only)
+    source = _weights_source(target, pretrained, checkpoint_path)
+    model = build_module(target.twist.arch, num_classes=num_classes, in_chans=in_chans, features_only=features_only,
+                         **kwargs)
+    if source is not None:
+        load_state(model, _state(target, source, checkpoint_path, model, cache_dir), in_chans)
+    data = target.entry.data_config if target.entry is not None else DataConfig(resolution=target.twist.resolution)
+    return attach_config(model, target.twist, target.label, num_classes, in_chans, data)
+
+
+def _weights_source(target: Target, pretrained: Any, checkpoint_path: Any) -> "str | None":
+    """'file', 'inherit', a manifest tag, or None (no weights), after checking the combination makes sense."""
+    is_tag = isinstance(pretrained, str) and "." in pretrained
+    if not (isinstance(pretrained, bool) or pretrained == "inherit" or is_tag):
+        raise InvalidArgumentError(f"pretrained must be False, True, 'inherit' or a checkpoint tag like "
+                                   f"'tinynet_b.in1k', got {pretrained!r}")
+    if isinstance(pretrained, str) and pretrained != "inherit" and target.tag is not None and pretrained != target.tag:
+        raise InvalidArgumentError(f"the name asks for checkpoint {target.tag!r} but pretrained={pretrained!r}: "
+                                   "give the tag once")
+    if checkpoint_path is not None:
+        if pretrained is not False or target.tag is not None:
+            raise InvalidArgumentError("checkpoint_path loads a local file: leave out pretrained and the name's "
+                                       f"tag (got pretrained={pretrained!r}, tag {target.tag!r})")
+        return "file"
+    if pretrained == "inherit":
+        if target.tag is not None:
+            raise InvalidArgumentError(f"pretrained='inherit' cuts weights from a larger model; the name's tag "
+                                       f"{target.tag!r} does not apply")
+        return "inherit"
+    if pretrained is False:
+        return None
+    if target.entry is None:
+        raise CheckpointNotFoundError("an uncatalogued twist has no hosted checkpoint; use pretrained='inherit' to "
+                                      "start from the nearest larger pretrained model, or checkpoint_path=")
+    tag = pretrained if isinstance(pretrained, str) else target.tag
+    return checkpoint_for(target.entry, tag).tag
+
+
+def _state(target: Target, source: str, checkpoint_path: Any, model: "nn.Module", cache_dir: Any) -> dict:
+    """timm-layout tensors for the model from a local file, a teacher (inherit) or a manifest checkpoint."""
+    if source == "file":
+        return load.file_state(checkpoint_path, target.twist.arch)
+    if source == "inherit":
+        return inherited_state(target.twist, model.state_dict(), cache_dir)
+    return load.checkpoint_state(checkpoint_for(target.entry, source), target.twist.arch, cache_dir)
+
+
+def _from_folder(target: Target, pretrained: Any, num_classes: "int | None", in_chans: "int | None",
+                 features_only: bool, checkpoint_path: Any, cache_dir: Any, kwargs: dict[str, Any]) -> "nn.Module":
+    """Re-create a saved model folder (local or from the hub) exactly; num_classes swaps the head."""
+    if pretrained not in (False, True) or checkpoint_path is not None or features_only:
+        raise InvalidArgumentError(f"{target.label} carries its own weights: pretrained, checkpoint_path and "
+                                   "features_only do not apply")
+    folder = download_folder(target.location, cache_dir) if target.kind == "hub" else Path(target.location)
+    config, twist, state = read_folder(folder)
+    saved_classes, saved_chans = config["num_classes"], config["in_chans"]
+    num_classes = integer("num_classes", saved_classes if num_classes is None else num_classes, 0)
+    in_chans = integer("in_chans", saved_chans if in_chans is None else in_chans, 1)
+    if in_chans != saved_chans and saved_chans != 3:
+        raise IncompatibleCheckpointError(f"{folder} has {saved_chans} input channels; it can be loaded with "
+                                          f"in_chans={saved_chans} (or 3-channel weights adapted)")
+    model = build_module(twist.arch, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    load_state(model, state, 3 if in_chans == saved_chans else in_chans)  # adapt only 3-channel weights
+    return attach_config(model, twist, config.get("architecture") or "twist", num_classes, in_chans,
+                         folder_data_config(config),
+                         label_names=config.get("classes") if num_classes == saved_classes else None)
+
+
+def load_pretrained(folder: "str | Path", num_classes: "int | None" = None, in_chans: "int | None" = None,
+                    **kwargs: Any) -> "nn.Module":
+    """Re-create a saved model folder exactly (twist, classes, data config, weights); num_classes swaps the head."""
+    return create(Path(folder), num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -1,0 +1,57 @@
+"""Sharing model folders on the Hugging Face hub: `push_to_hub`, and 'hf-hub:user/repo[@revision]' fetched into
+the hub's cache (offline from that cache)."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CheckpointNotFoundError, InvalidArgumentError
+from .folder import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+HUB_PREFIX = "hf-hub:"
+
+
+def parse_repo(spec: str) -> tuple[str, "str | None"]:
+    """'hf-hub:user/repo@rev' (or 'user/repo') → ('user/repo', 'rev' or None), checked."""
+    repo_id = spec[len(HUB_PREFIX):] if spec.startswith(HUB_PREFIX) else spec
+    revision = None
+    if "@" in repo_id:
+        repo_id, revision = repo_id.split("@", 1)
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")) or revision == "":
+        raise InvalidArgumentError(f"expected 'hf-hub:user/repo' (optionally '@revision'), got {spec!r}")
+    return repo_id, revision
+
+
+def download_folder(spec: str, cache_dir: "str | Path | None" = None) -> Path:
+    """The local snapshot of a hub model folder (config.json and model.safetensors), from the cache when offline."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    repo_id, revision = parse_repo(spec)
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME],
+                                      cache_dir=str(cache_dir) if cache_dir else None))
+    except LocalEntryNotFoundError as exc:
+        raise CheckpointNotFoundError(f"{repo_id}@{revision or 'main'} is not in the Hugging Face cache and the hub "
+                                      "cannot be reached (HF_HUB_OFFLINE set or no network); download it once "
+                                      "online") from exc
+
+
+def push_to_hub(model: "nn.Module", repo_id: str, private: bool = False, token: str | None = None,
+                commit_message: str = "Upload tinynet_zoo model", metrics: dict[str, Any] | None = None) -> str:
+    """Save the model (safetensors + config.json + card) and upload it to `repo_id`; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    if not isinstance(repo_id, str) or "@" in repo_id:
+        raise InvalidArgumentError(f"repo_id must be 'user/name', got {repo_id!r}")
+    parse_repo(repo_id)
+    api = HfApi(token=token)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_pretrained(model, Path(tmp) / "model", metrics=metrics)
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message)
+    return str(getattr(info, "commit_url", info))
