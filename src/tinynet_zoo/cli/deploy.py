@@ -1,4 +1,4 @@
-"""Deploy commands: `bench` (latency and throughput per CPU backend)."""
+"""Deploy commands: `bench` (latency and throughput per CPU backend) and `export` (a verified deployable file)."""
 from __future__ import annotations
 
 import argparse
@@ -16,3 +16,8 @@ def cmd_bench(args: argparse.Namespace) -> Any:
     if args.plot:
         text += f"\nplot: {plot(rows, args.plot)}"
     return rows, text
+
+
+def cmd_export(args: argparse.Namespace) -> Any:
+    """`export MODEL --out PATH`: a verified ONNX, OpenVINO IR or ExecuTorch file."""
+    raise NotImplementedError("export command: being implemented")

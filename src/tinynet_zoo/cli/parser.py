@@ -123,6 +123,19 @@ def _deploy(sub: Any) -> None:
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=deploy.cmd_bench)
+    p = sub.add_parser("export", help="a verified ONNX, OpenVINO IR or ExecuTorch (.pte) file of a model",
+                       description="Export MODEL (a name, name.tag, MAC budget, model folder or hf-hub:user/repo) "
+                                   "with BatchNorm folded, verified against the eager model before it is written.")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--out", required=True, help="the file to write (.onnx, .xml for OpenVINO IR, .pte)")
+    p.add_argument("--format", default=None, help="onnx, openvino or pte (default: from the --out extension)")
+    p.add_argument("--batch", type=int, default=1, help="fixed batch size; 0 makes the batch axis dynamic")
+    p.add_argument("--resolution", type=int, default=None, help="input pixels (default: the model's own)")
+    p.add_argument("--pretrained", default=None,
+                   help="weights: True (the checkpoint; default for catalogued names), inherit, a tag, or False")
+    p.add_argument("--variant", default="fp32", help="pte only: fp32, fp16 or int8")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file at --out")
+    p.set_defaults(func=deploy.cmd_export)
 
 
 def build_parser() -> argparse.ArgumentParser:
