@@ -248,3 +248,23 @@ def test_lite0_tag_is_not_swapped_for_the_default_file(monkeypatch):
         tz.create("efficientnet_lite0.ra_in1k", pretrained=True, cache_dir="/nonexistent-cache")
     with pytest.raises(tz.UnknownTagError, match="did you mean 'tinynet_a.in1k'"):
         tz.model_info("tinynet_a.in1kk")
+
+
+def test_a_checkpoints_trained_head_is_kept_unless_another_class_count_is_asked_for(tmp_path):
+    torch.manual_seed(3)
+    ten = tz.create("tinynet_e", num_classes=10)
+    save_file(ten.state_dict(), str(tmp_path / "ten.safetensors"))
+    again = tz.create("tinynet_e", checkpoint_path=tmp_path / "ten.safetensors")  # the file's 10 classes
+    assert again.num_classes == 10 and torch.equal(again.classifier.weight, ten.classifier.weight)
+    torch.testing.assert_close(logits(again), logits(ten), rtol=0, atol=0)
+    same = tz.create("tinynet_e", checkpoint_path=tmp_path / "ten.safetensors", num_classes=10)
+    assert torch.equal(same.classifier.weight, ten.classifier.weight)
+    five = tz.create("tinynet_e", checkpoint_path=tmp_path / "ten.safetensors", num_classes=5)  # asked: new head
+    assert five.num_classes == 5 and torch.equal(five.conv_head.weight, ten.conv_head.weight)
+    folder = tmp_path / "folder"
+    tz.save_pretrained(tz.create(tz.Twist(0.3, 0.4, 0.35, 48), num_classes=4), folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "num_classes": 7}))
+    with pytest.raises(tz.IncompatibleCheckpointError, match="config.json says 7 classes but its weights have a "
+                                                             "4-class classifier"):
+        tz.load_pretrained(folder)

@@ -23,12 +23,13 @@ from .weights import load
 from .weights.folder import folder_data_config, is_model_folder, read_folder
 from .weights.hub import HUB_PREFIX, download_folder, parse_repo
 from .weights.inherit import inherited_state
-from .weights.load import checkpoint_for, load_state
+from .weights.load import checkpoint_for, load_state, saved_classes
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
 LOCAL_PREFIX = "local-dir:"
+TEACHER_CLASSES = 1000  # inheritance cuts from ImageNet-1k checkpoints
 KINDS = ("entry", "budget", "twist", "folder", "hub", "module")
 SPEC_HELP = ("a model name (see list_models()), 'name.tag', a MAC budget like '50M', a Twist, a saved model "
              "folder, 'hf-hub:user/repo' or a torch module")
@@ -119,7 +120,8 @@ def create(spec: Any, pretrained: "bool | str" = False, num_classes: "int | None
     pretrained: False, True (the entry's checkpoint, or the tag the name carries), a manifest tag such as
     'tinynet_b.in1k', or 'inherit' (cut from the nearest larger pretrained model of the same base).
     checkpoint_path loads a local file. Folders and hub repos bring their own weights, classes and data config.
-    num_classes defaults to 1000 (to the saved count for folders), in_chans to 3 (to the saved count).
+    num_classes defaults to the checkpoint's class count (1000 without one); a different count re-initialises
+    the classifier. in_chans defaults to 3 (to the saved count for folders).
     """
     target = resolve(spec)
     if target.kind == "module":
@@ -133,14 +135,18 @@ def create(spec: Any, pretrained: "bool | str" = False, num_classes: "int | None
     if target.brings_weights:
         return _from_folder(target, pretrained, num_classes, in_chans, features_only, checkpoint_path, cache_dir,
                             kwargs)
-    num_classes = integer("num_classes", 1000 if num_classes is None else num_classes, 0)
-    in_chans = integer("in_chans", 3 if in_chans is None else in_chans, 1)
     boolean("features_only", features_only)
     source = _weights_source(target, pretrained, checkpoint_path)
+    state = None if source in (None, "inherit") else _state(target, source, checkpoint_path, cache_dir)
+    saved = TEACHER_CLASSES if source == "inherit" else saved_classes(state)
+    num_classes = integer("num_classes", num_classes if num_classes is not None else saved or 1000, 0)
+    in_chans = integer("in_chans", 3 if in_chans is None else in_chans, 1)
     model = build_module(target.twist.arch, num_classes=num_classes, in_chans=in_chans, features_only=features_only,
                          **kwargs)
-    if source is not None:
-        load_state(model, _state(target, source, checkpoint_path, model, cache_dir), in_chans)
+    if source == "inherit":
+        state = inherited_state(target.twist, model.state_dict(), cache_dir)
+    if state is not None:
+        load_state(model, state, in_chans, new_head=saved is not None and num_classes != saved)
     data = target.entry.data_config if target.entry is not None else DataConfig(resolution=target.twist.resolution)
     return attach_config(model, target.twist, target.label, num_classes, in_chans, data)
 
@@ -173,12 +179,10 @@ def _weights_source(target: Target, pretrained: Any, checkpoint_path: Any) -> "s
     return checkpoint_for(target.entry, tag).tag
 
 
-def _state(target: Target, source: str, checkpoint_path: Any, model: "nn.Module", cache_dir: Any) -> dict:
-    """timm-layout tensors for the model from a local file, a teacher (inherit) or a manifest checkpoint."""
+def _state(target: Target, source: str, checkpoint_path: Any, cache_dir: Any) -> dict:
+    """timm-layout tensors for the model from a local file or a manifest checkpoint."""
     if source == "file":
         return load.file_state(checkpoint_path, target.twist.arch)
-    if source == "inherit":
-        return inherited_state(target.twist, model.state_dict(), cache_dir)
     return load.checkpoint_state(checkpoint_for(target.entry, source), target.twist.arch, cache_dir)
 
 
@@ -190,17 +194,20 @@ def _from_folder(target: Target, pretrained: Any, num_classes: "int | None", in_
                                    "features_only do not apply")
     folder = download_folder(target.location, cache_dir) if target.kind == "hub" else Path(target.location)
     config, twist, state = read_folder(folder)
-    saved_classes, saved_chans = config["num_classes"], config["in_chans"]
-    num_classes = integer("num_classes", saved_classes if num_classes is None else num_classes, 0)
+    saved, saved_chans = config["num_classes"], config["in_chans"]
+    if saved_classes(state) not in (None, saved):
+        raise IncompatibleCheckpointError(f"{folder}: config.json says {saved} classes but its weights have a "
+                                          f"{saved_classes(state)}-class classifier; the folder is inconsistent")
+    num_classes = integer("num_classes", saved if num_classes is None else num_classes, 0)
     in_chans = integer("in_chans", saved_chans if in_chans is None else in_chans, 1)
     if in_chans != saved_chans and saved_chans != 3:
         raise IncompatibleCheckpointError(f"{folder} has {saved_chans} input channels; it can be loaded with "
                                           f"in_chans={saved_chans} (or 3-channel weights adapted)")
     model = build_module(twist.arch, num_classes=num_classes, in_chans=in_chans, **kwargs)
-    load_state(model, state, 3 if in_chans == saved_chans else in_chans)  # adapt only 3-channel weights
+    load_state(model, state, 3 if in_chans == saved_chans else in_chans,  # adapt only 3-channel weights
+               new_head=num_classes != saved)
     return attach_config(model, twist, config.get("architecture") or "twist", num_classes, in_chans,
-                         folder_data_config(config),
-                         label_names=config.get("classes") if num_classes == saved_classes else None)
+                         folder_data_config(config), label_names=config.get("classes") if num_classes == saved else None)
 
 
 def load_pretrained(folder: "str | Path", num_classes: "int | None" = None, in_chans: "int | None" = None,

@@ -48,9 +48,20 @@ def file_state(path: "str | Path", arch: "Arch") -> dict:
     return to_timm(state, detect_layout(state), arch)
 
 
-def load_state(model: "nn.Module", state: dict, in_chans: int = 3) -> None:
-    """Load timm-layout tensors into a model: first conv adapted to in_chans, a mismatched or absent head left
-    initialised, anything else that does not fit reported (missing, unexpected, wrong shapes)."""
+def saved_classes(state: "dict | None") -> "int | None":
+    """The class count of a state's classifier (None without one)."""
+    weight = (state or {}).get("classifier.weight")
+    return int(weight.shape[0]) if weight is not None else None
+
+
+def _show(items: list[str]) -> str:
+    return ", ".join(items[:6]) + (f" (+{len(items) - 6} more)" if len(items) > 6 else "") or "none"
+
+
+def load_state(model: "nn.Module", state: dict, in_chans: int = 3, new_head: bool = False) -> None:
+    """Load timm-layout tensors into a model: first conv adapted to in_chans; the classifier re-initialised only
+    when `new_head` (the caller asked for another class count); anything else that does not fit — a classifier
+    included — is reported (missing, unexpected, wrong shapes) and nothing is loaded."""
     from timm.models import adapt_input_conv
 
     state = dict(state)
@@ -59,22 +70,17 @@ def load_state(model: "nn.Module", state: dict, in_chans: int = 3) -> None:
     target = model.state_dict()
     if not any(k.startswith("conv_head.") for k in target):  # a features_only backbone has no head
         state = {k: v for k, v in state.items() if not k.startswith(_HEAD_PREFIXES)}
-    # a classifier of another class count (or none, num_classes=0) keeps its fresh initialisation
-    head_reset = [k for k in state if k.startswith("classifier.") and
-                  (k not in target or target[k].shape != state[k].shape)]
-    for key in head_reset:
-        del state[key]
+    elif new_head:  # another class count than the checkpoint's (or none): the classifier keeps its fresh init
+        state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
     # num_batches_tracked only counts BN updates (unused with a set momentum); frozen BNs and other frameworks
     # do not save it
-    missing = [k for k in target if k not in state and not (head_reset and k.startswith("classifier."))
+    missing = [k for k in target if k not in state and not (new_head and k.startswith("classifier."))
                and not k.endswith(".num_batches_tracked")]
     unexpected = [k for k in state if k not in target]
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(target[k].shape)}" for k in state
              if k in target and state[k].shape != target[k].shape]
     if missing or unexpected or wrong:
-        def show(items: list[str]) -> str:
-            return ", ".join(items[:6]) + (f" (+{len(items) - 6} more)" if len(items) > 6 else "") or "none"
         raise IncompatibleCheckpointError(
-            f"checkpoint does not fit this architecture: missing keys: {show(missing)}; unexpected keys: "
-            f"{show(unexpected)}; wrong shapes (checkpoint vs model): {show(wrong)}")
+            f"checkpoint does not fit this architecture: missing keys: {_show(missing)}; unexpected keys: "
+            f"{_show(unexpected)}; wrong shapes (checkpoint vs model): {_show(wrong)}")
     model.load_state_dict(state, strict=False)
