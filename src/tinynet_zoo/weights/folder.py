@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..core.registry import DataConfig
 from ..core.twist import Twist
-from ..errors import CheckpointNotFoundError, IncompatibleCheckpointError, InvalidArgumentError
-from ..files import json_text, umask
+from ..checks import boolean
+from ..errors import CheckpointNotFoundError, IncompatibleCheckpointError, InvalidArgumentError, TinyNetZooError
+from ..files import ensure_writable_dir, json_text, umask
 from .fetch import read_state_dict
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+OUR_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)  # everything a model folder of ours holds
 FORMAT = 1
 
 
@@ -32,7 +35,10 @@ def model_config(model: "nn.Module") -> dict[str, Any]:
                                    "pretrained_cfg records the twist); got one without it")
     if not hasattr(model, "classifier"):
         raise InvalidArgumentError("save the classifier model, not a features_only backbone")
-    size = cfg["input_size"]
+    size, labels = cfg["input_size"], cfg.get("label_names")
+    if labels is not None and len(labels) != model.num_classes:
+        raise InvalidArgumentError(f"the model has {model.num_classes} classes but {len(labels)} label names; "
+                                   "give one name per class")
     return {
         "library": "tinynet_zoo", "format": FORMAT,
         "architecture": cfg.get("architecture"), "twist": cfg["twist"],
@@ -48,29 +54,80 @@ def cpu_state(module: "nn.Module", prefix: str = "") -> dict[str, Any]:
     return {f"{prefix}{k}": v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
 
 
+def is_our_folder(path: "str | Path") -> bool:
+    """Whether `path` is a model folder written by this package and holds nothing else."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_dir():
+        return False
+    names = {p.name for p in path.iterdir()}
+    if CONFIG_NAME not in names or not names <= set(OUR_FILES):
+        return False
+    try:
+        read_config(path)
+    except TinyNetZooError:
+        return False
+    return True
+
+
+def _check_destination(folder: Path, overwrite: bool) -> bool:
+    """Refuse a destination holding anything but our own model folder (unless overwrite); True if it is ours
+    or empty (then it is replaced whole), False if overwrite writes our files among the user's."""
+    if folder.is_symlink():
+        raise InvalidArgumentError(f"{folder} is a symbolic link; save into the folder it points to instead")
+    if folder.exists() and not folder.is_dir():
+        raise InvalidArgumentError(f"{folder} is a file, not a folder; choose a new or empty folder path "
+                                   "(nothing was written)")
+    if not folder.exists() or not any(folder.iterdir()) or is_our_folder(folder):
+        return True
+    if not overwrite:
+        others = ", ".join(sorted(p.name for p in folder.iterdir() if p.name not in OUR_FILES)[:3])
+        raise InvalidArgumentError(
+            f"{folder} holds files that are not a tinynet_zoo model folder (e.g. {others or 'a foreign config.json'}"
+            f"); choose a new or empty folder, or pass overwrite=True (--overwrite) to replace only "
+            f"{', '.join(OUR_FILES)} there (nothing was written)")
+    return False
+
+
 def save_pretrained(model: "nn.Module", folder: "str | Path", metrics: dict[str, Any] | None = None,
-                    extra: dict[str, Any] | None = None) -> Path:
-    """Write model.safetensors, config.json and a model card README.md into `folder` (replaced atomically)."""
+                    extra: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+    """Write model.safetensors, config.json and a model card README.md into `folder`.
+
+    A new or empty folder, or a model folder this package wrote before, is replaced atomically; a folder
+    holding anything else is refused unless overwrite=True, which replaces only those three files there.
+    """
     from safetensors.torch import save_file
 
     config = model_config(model)
     config.update(version=__version__, metrics=metrics or {}, **(extra or {}))
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    whole = _check_destination(folder, boolean("overwrite", overwrite))
+    ensure_writable_dir(folder.parent, "parent folder")
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         save_file(cpu_state(model), str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
         (staging / CONFIG_NAME).write_text(json_text(config, indent=1) + "\n")
-        (staging / "README.md").write_text(_card(config))
+        (staging / CARD_NAME).write_text(_card(config))
         _share(staging)
-        old = folder.with_name(f".{folder.name}.old.{os.getpid()}")
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(staging, folder)
-        shutil.rmtree(old, ignore_errors=True)
+        if whole:
+            _swap_in(staging, folder)
+        else:
+            for name in (WEIGHTS_NAME, CARD_NAME, CONFIG_NAME):  # config last: it marks the folder complete
+                os.replace(staging / name, folder / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def _swap_in(staging: Path, folder: Path) -> None:
+    """Put the staged folder at `folder`: onto a missing or empty folder directly, else (our own previous model
+    folder, nothing else in it) via a hidden copy of the old one that is removed once the new one is in place."""
+    if not folder.exists() or not any(folder.iterdir()):
+        os.replace(staging, folder)  # rename(2) replaces an empty folder
+        return
+    old = folder.with_name(f".{folder.name}.old.{os.getpid()}")
+    os.replace(folder, old)
+    os.replace(staging, folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _share(folder: Path) -> None:
@@ -100,13 +157,19 @@ def read_config(folder: "str | Path") -> dict[str, Any]:
         config = json.loads(path.read_text())
     except FileNotFoundError as exc:
         raise CheckpointNotFoundError(f"{path} is missing: not a folder written by save_pretrained") from exc
-    except json.JSONDecodeError as exc:
-        raise IncompatibleCheckpointError(f"{path} is not valid JSON: {exc}") from exc
-    if config.get("library") != "tinynet_zoo" or "twist" not in config:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IncompatibleCheckpointError(f"{path} is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise IncompatibleCheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not isinstance(config, dict) or config.get("library") != "tinynet_zoo" or "twist" not in config:
         raise IncompatibleCheckpointError(f"{path} was not written by tinynet_zoo (no library/twist fields)")
     if config.get("format", 0) > FORMAT:
         raise IncompatibleCheckpointError(f"{path} has format {config['format']}; this tinynet_zoo reads up to "
                                           f"{FORMAT}: pip install -U tinynet-zoo")
+    classes = config.get("classes")
+    if classes is not None and len(classes) != config.get("num_classes"):
+        raise IncompatibleCheckpointError(f"{path} lists {len(classes)} class names for {config.get('num_classes')} "
+                                          "classes; the folder is inconsistent")
     return config
 
 
