@@ -185,7 +185,8 @@ def test_scratch_run_writes_run_folder(digits, tmp_path):
     assert (tmp_path / "run" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert 0 <= result.best_top1 <= 100 and result.images_per_s > 0
     assert rows[1]["train_loss"] < rows[0]["train_loss"]  # from scratch, it learns
-    assert not list((tmp_path / "run").glob(".*tmp"))  # no temporary files left behind
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["epoch-0001", "epoch-0002"]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["library"] == "tinynet_zoo"
     best = tz.load_pretrained(tmp_path / "run" / "best")
     assert best.pretrained_cfg["label_names"] == [str(i) for i in range(10)]
     assert best.pretrained_cfg["twist"] == SMALL.to_dict() and best.num_classes == 10
@@ -193,7 +194,9 @@ def test_scratch_run_writes_run_folder(digits, tmp_path):
 
 def _train_state(folder):
     from safetensors.torch import load_file
-    return load_file(str(folder / "last.safetensors"))
+
+    from tinynet_zoo.training.checkpoint import generations
+    return load_file(str(generations(folder)[-1] / "weights.safetensors"))
 
 
 def test_resume_equals_uninterrupted_run(few_digits, tmp_path, monkeypatch):
@@ -236,9 +239,10 @@ def test_resume_with_more_epochs_extends_the_schedule(few_digits, tmp_path):
 
 def test_checkpoint_pair_from_different_epochs_is_refused(few_digits, tmp_path):
     tz.finetune(SMALL, few_digits, tmp_path / "run", pretrained=False, **QUICK)
-    state = torch.load(tmp_path / "run" / "last.optim.pt", weights_only=True)
+    optimizer = tmp_path / "run" / "checkpoints" / "epoch-0001" / "optimizer.pt"
+    state = torch.load(optimizer, weights_only=True)
     state["epoch"] += 1
-    torch.save(state, tmp_path / "run" / "last.optim.pt")
+    torch.save(state, optimizer)
     with pytest.raises(IncompatibleCheckpointError, match="different epochs"):
         tz.finetune(SMALL, few_digits, tmp_path / "run", pretrained=False, resume=tmp_path / "run", **QUICK)
 
@@ -249,7 +253,7 @@ def test_resume_from_another_architecture_is_refused(few_digits, tmp_path):
     other = tz.Twist(r=0.3, d=0.5, w=0.6, resolution=32)
     with pytest.raises(IncompatibleCheckpointError, match="cannot resume .* architecture differs"):
         tz.finetune(other, digits, tmp_path / "run2", pretrained=False, resume=tmp_path / "run", **QUICK)
-    with pytest.raises(IncompatibleCheckpointError, match="both needed"):
+    with pytest.raises(IncompatibleCheckpointError, match="nowhere: it does not exist"):
         tz.finetune(SMALL, digits, None, pretrained=False, resume=tmp_path / "nowhere", **QUICK)
 
 
@@ -360,7 +364,7 @@ def test_torchrun_two_processes_reduce_metrics_exactly(few_digits, tmp_path):
     from tinynet_zoo.training.data import datasets
     from tinynet_zoo.training.loop import evaluate
     model = tz.create(tz.for_flops("10M"), num_classes=10)
-    model.load_state_dict(load_file(str(out / "last.safetensors")))
+    model.load_state_dict(load_file(str(out / "checkpoints" / "epoch-0002" / "weights.safetensors")))
     model.pretrained_cfg["input_size"] = (3, 32, 32)
     _, val = datasets(scan_folder(few_digits), model)
     loader = torch.utils.data.DataLoader(val, batch_size=50)

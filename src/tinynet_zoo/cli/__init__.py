@@ -21,6 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TinyNetZooError as exc:
         print(f"tinynet-zoo: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line saying what was kept and how to continue
+        print(f"tinynet-zoo: interrupted{'; ' + str(exc) if exc.args else ''}", file=sys.stderr)
+        return 130
     if data is None and not text:  # e.g. a non-zero rank under torchrun: nothing to say
         return 0
     print(json_text(data, indent=1) if args.json else text)

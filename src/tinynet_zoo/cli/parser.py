@@ -52,7 +52,9 @@ def _finetune(sub: Any) -> None:
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--data", required=True, help="folder of class sub-folders, or train/ and val/ folders")
     p.add_argument("--out", default=None, help="run folder: metrics.jsonl, curves.png, last.*, best/")
-    p.add_argument("--resume", default=None, help="a run folder or its last.safetensors")
+    p.add_argument("--resume", default=None, help="a run folder (its newest checkpoint) or a checkpoint generation")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a new run in a folder that holds one (removes only that run's files)")
     weights = p.add_mutually_exclusive_group()
     weights.add_argument("--pretrained", default=None,
                          help="True (default for names), inherit (default for budgets) or a checkpoint tag")

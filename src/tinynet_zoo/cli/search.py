@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..errors import InvalidArgumentError, TinyNetZooError
+from ..errors import InvalidArgumentError
 from ..search.analysis import search_report
 from ..search.run import run_search
 
@@ -33,8 +33,8 @@ def cmd_search(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
             cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, retry_failed=args.retry_failed,
             progress=not args.no_progress and not args.json)
     except KeyboardInterrupt:
-        raise TinyNetZooError(f"interrupted; finished trials are in {args.out}/results.jsonl: run the same "
-                              "command again to resume") from None
+        raise KeyboardInterrupt(f"finished trials are in {args.out}/results.jsonl: run the same command again to "
+                                "resume") from None
     text = (f"{summary.ran} trial(s) run, {summary.skipped} already recorded, {len(summary.failed)} failed, "
             f"{summary.wall_s:.0f} s; results: {summary.results}\nanalyse: tinynet-zoo search report {args.out}")
     return summary.to_dict(), text

@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..training.checkpoint import generations
 from ..training.finetune import finetune
+from ..training.loop import run_dir_of
 
 
 def cmd_finetune(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
@@ -14,14 +16,17 @@ def cmd_finetune(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
     pretrained: "bool | str | None" = False if args.scratch else args.pretrained
     if isinstance(pretrained, str) and pretrained.lower() in ("true", "false"):
         pretrained = pretrained.lower() == "true"
-    result = finetune(
-        args.model, args.data, args.out, pretrained=pretrained, val_fraction=args.val_fraction,
-        freeze_until=args.freeze_until, resolution=args.resolution, drop_rate=args.drop_rate,
-        drop_path_rate=args.drop_path_rate,
-        resume=args.resume, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, warmup_epochs=args.warmup_epochs,
-        ema_decay=args.ema_decay or None, amp=args.amp, channels_last=args.channels_last, workers=args.workers,
-        seed=args.seed, progress=not args.no_progress and not args.json)
+    try:
+        result = finetune(
+            args.model, args.data, args.out, pretrained=pretrained, val_fraction=args.val_fraction,
+            freeze_until=args.freeze_until, resolution=args.resolution, drop_rate=args.drop_rate,
+            drop_path_rate=args.drop_path_rate, resume=args.resume, overwrite=args.overwrite,
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+            label_smoothing=args.label_smoothing, warmup_epochs=args.warmup_epochs,
+            ema_decay=args.ema_decay or None, amp=args.amp, channels_last=args.channels_last, workers=args.workers,
+            seed=args.seed, progress=not args.no_progress and not args.json)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_resume_hint(args)) from None
     summary = {k: v for k, v in result.to_dict().items() if k != "history"}
     summary["epochs"] = len(result.history)
     text = (f"best val top-1 {result.best_top1:.2f}% ({result.best_source} weights, epoch {result.best_epoch}); "
@@ -32,3 +37,14 @@ def cmd_finetune(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
     if int(os.environ.get("RANK", "0")) != 0:  # only rank 0 prints under torchrun
         return None, ""
     return summary, text
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    """What an interrupted run left behind and the command that continues it."""
+    folder = args.out or (str(run_dir_of(args.resume)) if args.resume else None)
+    found = generations(folder) if folder else []
+    if not found:
+        return "no epoch was finished, so there is nothing to resume" if folder else \
+            "without --out nothing was saved; give --out DIR to make a run resumable"
+    return (f"epoch {int(found[-1].name.split('-')[1])} is saved in {folder}; continue with the same command "
+            f"and --resume {folder}")

@@ -1,19 +1,29 @@
-"""Resumable checkpoints of a fine-tuning run: last.safetensors (weights, EMA, metadata) and last.optim.pt
-(optimizer and grad-scaler state), refused when they belong to another architecture or to different epochs."""
+"""Resumable checkpoints, committed as one unit: each epoch's weights, EMA weights, optimizer and grad-scaler state
+and step are written into a hidden staging folder, then renamed to `checkpoints/epoch-NNNN` in one step. A
+process killed at any instant leaves every earlier generation complete, so the last finished epoch resumes."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import IncompatibleCheckpointError
-from ..files import json_text, write_atomic
+from ..files import json_text
 from ..weights.folder import cpu_state
 from .config import TrainConfig
 
 if TYPE_CHECKING:
     import torch.nn as nn
+
+CHECKPOINTS = "checkpoints"
+WEIGHTS, OPTIMIZER = "weights.safetensors", "optimizer.pt"
+KEEP = 2  # generations kept: the newest, and the one before it
+_GENERATION = re.compile(r"^epoch-(\d{4,})$")
 
 
 def fingerprint(model: "nn.Module") -> dict[str, Any]:
@@ -24,10 +34,24 @@ def fingerprint(model: "nn.Module") -> dict[str, Any]:
             "shapes": {k: list(v.shape) for k, v in model.state_dict().items()}}
 
 
-def save_checkpoint(folder: Path, model: "nn.Module", ema: Any, optimizer: Any, scaler: Any, epoch: int,
+def generations(run_dir: "str | Path") -> list[Path]:
+    """The complete checkpoint generations of a run folder, oldest first."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _GENERATION.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found) if (p / WEIGHTS).is_file() and (p / OPTIMIZER).is_file()]
+
+
+def _write_synced(path: Path, write: Any) -> None:
+    write(path)
+    with open(path, "rb") as handle:  # on disk before the rename that publishes it
+        os.fsync(handle.fileno())
+
+
+def save_checkpoint(run_dir: Path, model: "nn.Module", ema: Any, optimizer: Any, scaler: Any, epoch: int,
                     best: dict[str, Any], config: TrainConfig, world: int = 1) -> Path:
-    """last.safetensors (model + 'ema.' tensors, metadata) and last.optim.pt (optimizer and grad-scaler state;
-    the learning-rate schedule is recomputed from the step on resume, so it is not stored)."""
+    """Commit epoch `epoch` (0-based) as checkpoints/epoch-NNNN (one rename); older generations beyond KEEP go."""
     import torch
     from safetensors.torch import save_file
 
@@ -38,10 +62,43 @@ def save_checkpoint(folder: Path, model: "nn.Module", ema: Any, optimizer: Any, 
             "world": str(world), "fingerprint": json_text(fingerprint(model))}
     state = {"optimizer": optimizer.state_dict(), "epoch": epoch,
              "scaler": scaler.state_dict() if scaler is not None else None}
-    # the optimizer file first: a checkpoint whose .safetensors exists always has its optimizer state
-    write_atomic(folder / "last.optim.pt", lambda p: torch.save(state, p))
-    write_atomic(folder / "last.safetensors", lambda p: save_file(tensors, str(p), metadata=meta))
-    return folder / "last.safetensors"
+    root = Path(run_dir) / CHECKPOINTS
+    root.mkdir(exist_ok=True)
+    final = root / f"epoch-{epoch + 1:04d}"
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    try:
+        _write_synced(staging / WEIGHTS, lambda p: save_file(tensors, str(p), metadata=meta))
+        _write_synced(staging / OPTIMIZER, lambda p: torch.save(state, p))
+        if final.exists():  # the same epoch trained again after resuming from an earlier generation
+            os.replace(final, root / f".replaced-{final.name}-{os.getpid()}")
+        os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    clean(run_dir)
+    return final
+
+
+def clean(run_dir: "str | Path") -> None:
+    """Remove generations older than the newest KEEP, and leftovers of interrupted saves (the run holds the lock)."""
+    root = Path(run_dir) / CHECKPOINTS
+    for old in generations(run_dir)[:-KEEP]:
+        shutil.rmtree(old, ignore_errors=True)
+    for leftover in root.glob(".*") if root.is_dir() else ():
+        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+
+
+def resume_point(path: "str | Path") -> Path:
+    """The generation folder a --resume path means: a run folder (its newest generation) or a generation."""
+    path = Path(path)
+    if not path.exists():
+        raise IncompatibleCheckpointError(f"cannot resume from {path}: it does not exist")
+    if (path / WEIGHTS).is_file():
+        return path
+    found = generations(path)
+    if not found:
+        raise IncompatibleCheckpointError(f"cannot resume from {path}: it holds no complete checkpoint (expected "
+                                          f"{CHECKPOINTS}/epoch-NNNN/ written by `finetune --out {path}`)")
+    return found[-1]
 
 
 def _check_fingerprint(path: Path, meta: dict[str, str], model: "nn.Module") -> None:
@@ -58,31 +115,24 @@ def _check_fingerprint(path: Path, meta: dict[str, str], model: "nn.Module") -> 
 
 
 def load_checkpoint(path: "str | Path", model: "nn.Module") -> tuple[dict, dict, dict[str, Any]]:
-    """Read a `last.safetensors` written by this loop; refuse one made for another architecture."""
+    """(tensors, optimizer state, metadata) of the generation `path` means; refused for another architecture."""
     import torch
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    path = Path(path)
-    if path.is_dir():
-        path = path / "last.safetensors"
-    optim_path = path.with_name(path.name.replace(".safetensors", ".optim.pt"))
-    if not path.is_file() or not optim_path.is_file():
-        raise IncompatibleCheckpointError(f"cannot resume: {path} and {optim_path.name} beside it are both needed "
-                                          "(written by `finetune --out DIR` as DIR/last.*)")
+    generation = resume_point(path)
     try:
-        with safe_open(str(path), "pt") as handle:
+        with safe_open(str(generation / WEIGHTS), "pt") as handle:
             meta = handle.metadata() or {}
-        tensors = load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise IncompatibleCheckpointError(f"cannot read resume checkpoint {path}: {exc}") from exc
-    _check_fingerprint(path, meta, model)
-    state = torch.load(optim_path, map_location="cpu", weights_only=True)
+        tensors = load_file(str(generation / WEIGHTS))
+        state = torch.load(generation / OPTIMIZER, map_location="cpu", weights_only=True)
+    except Exception as exc:  # safetensors, zip and unpickling raise many types for a damaged file
+        raise IncompatibleCheckpointError(f"cannot read checkpoint {generation}: {type(exc).__name__}: {exc}; "
+                                          "resume from an earlier generation in the same folder") from None
+    _check_fingerprint(generation, meta, model)
     if int(state.get("epoch", -1)) != int(meta["epoch"]):
-        raise IncompatibleCheckpointError(
-            f"{path} (epoch {int(meta['epoch']) + 1}) and {optim_path.name} (epoch {int(state.get('epoch', -2)) + 1}) "
-            "are from different epochs: the run stopped while saving; start a new --out folder, or resume from a "
-            "copy of a consistent pair")
+        raise IncompatibleCheckpointError(f"{generation}: its weights and optimizer state are from different "
+                                          "epochs; resume from an earlier generation")
     return tensors, state, meta
 
 

@@ -58,13 +58,14 @@ def build(spec: Any, num_classes: int, pretrained: "bool | str | None" = None, f
 def finetune(model: Any, data: "str | Path", out_dir: "str | Path | None" = None, *,
              pretrained: "bool | str | None" = None, val_fraction: float = 0.2, freeze_until: str | None = None,
              drop_rate: float = 0.2, drop_path_rate: float = 0.1, resolution: int | None = None,
-             resume: "str | Path | None" = None, **config: Any) -> TrainResult:
+             resume: "str | Path | None" = None, overwrite: bool = False, **config: Any) -> TrainResult:
     """Fine-tune a model spec (name, MAC budget, Twist, folder, hub repo) on an image folder; `config` takes
     TrainConfig fields.
 
     pretrained: None (default) loads the entry's checkpoint for names and inherits weights for budgets/Twists;
     False trains from scratch. resolution overrides the model's input size (e.g. small images, a faster run).
-    With out_dir: metrics.jsonl, curves.png, last.* (for resume) and best/.
+    With out_dir (default: the folder being resumed): run.json, metrics.jsonl, curves.png, checkpoints/ (for
+    resume) and best/; a folder holding another run is refused unless resuming it or overwrite=True.
     """
     known_keys("training option", config, TrainConfig.keys())
     train_config = TrainConfig(**config)
@@ -79,6 +80,6 @@ def finetune(model: Any, data: "str | Path", out_dir: "str | Path | None" = None
     if resolution is not None:
         net.pretrained_cfg["input_size"] = (net.pretrained_cfg["input_size"][0], resolution, resolution)
     train_set, val_set = datasets(splits, net)
-    result = train(net, train_set, val_set, train_config, out_dir, resume=resume)
+    result = train(net, train_set, val_set, train_config, out_dir, resume=resume, overwrite=overwrite)
     result.skipped_images = len(splits.skipped)
     return result

@@ -17,7 +17,7 @@ def append_row(folder: Path, row: dict[str, Any]) -> None:
     append_line(folder / METRICS_NAME, json_text(row))
 
 
-def read_history(folder: Path, epochs: int, rewrite: bool = True) -> list[dict[str, Any]]:
+def read_history(folder: Path, epochs: int) -> list[dict[str, Any]]:
     """Rows of metrics.jsonl up to the resumed epoch (later ones were from a run that did not checkpoint)."""
     path = folder / METRICS_NAME
     if not path.is_file():
@@ -30,10 +30,12 @@ def read_history(folder: Path, epochs: int, rewrite: bool = True) -> list[dict[s
             continue
         if row.get("epoch", 0) <= epochs:
             rows.append(row)
-    rows = {r["epoch"]: r for r in rows}  # a repeated epoch keeps its latest row
-    if rewrite:
-        write_text_atomic(path, "".join(json_text(r) + "\n" for r in rows.values()))
-    return list(rows.values())
+    return list({r["epoch"]: r for r in rows}.values())  # a repeated epoch keeps its latest row
+
+
+def write_history(folder: Path, rows: list[dict[str, Any]]) -> None:
+    """Replace folder/metrics.jsonl with `rows` (atomically): a resumed run drops rows past its checkpoint."""
+    write_text_atomic(folder / METRICS_NAME, "".join(json_text(r) + "\n" for r in rows))
 
 
 def plot_curves(folder: Path, history: list[dict[str, Any]]) -> "Path | None":

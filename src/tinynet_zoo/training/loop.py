@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgumentError, TinyNetZooError
-from ..files import ensure_writable_dir
 from ..system import cpu_has_fast_bf16
 from ..weights.folder import save_pretrained
-from .checkpoint import load_checkpoint, restore, save_checkpoint
+from .checkpoint import CHECKPOINTS, generations, load_checkpoint, restore, resume_point, save_checkpoint
 from .config import TrainConfig, TrainResult
 from .distributed import Dist, all_sum, barrier, device_for, finish_distributed, init_distributed, sync_buffers
-from .history import CURVES_NAME, METRICS_NAME, append_row, plot_curves, read_history
+from .history import CURVES_NAME, METRICS_NAME, append_row, plot_curves, read_history, write_history
+from .run_folder import RunFolder
 
 if TYPE_CHECKING:
     import torch
@@ -106,7 +106,8 @@ def _loader(dataset: Any, batch_size: int, train: bool, dist_info: Dist, config:
     return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=config.workers, pin_memory=pin)
 
 
-def _setup(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig, out: "Path | None") -> Run:
+def _setup(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig, out: "Path | None",
+           dist_info: Dist) -> Run:
     """Devices, loaders, optimiser (AdamW, no decay on norms/biases), per-step cosine schedule, EMA, loss."""
     import torch
     from timm.optim import create_optimizer_v2
@@ -115,10 +116,7 @@ def _setup(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig
 
     if len(train_set) == 0 or len(val_set) == 0:
         raise InvalidArgumentError(f"need training and validation images, got {len(train_set)} and {len(val_set)}")
-    dist_info = init_distributed()
     device = device_for(dist_info)
-    if out is not None and dist_info.main:
-        ensure_writable_dir(out, "output folder")
     batch_size = _batch_size(config, len(train_set), dist_info)
     dtype, channels_last, pin = amp_dtype(config.amp, device), config.channels_last != "off", device.type == "cuda"
     model.to(device)
@@ -153,8 +151,9 @@ def _resume(run: Run, resume: "str | Path") -> None:
     _warn_changed(json.loads(meta.get("config", "{}")), run.config, int(meta.get("world", run.dist.world)),
                   run.dist.world)
     run.best = json.loads(meta["best"])
-    folder = Path(resume).parent if Path(resume).is_file() else Path(resume)
-    run.history = read_history(folder, run.start_epoch, rewrite=run.dist.main)
+    run.history = read_history(run_dir_of(resume), run.start_epoch)
+    if run.out is not None and run.dist.main:
+        write_history(run.out, run.history)
     if run.start_epoch >= run.config.epochs:
         warnings.warn(f"{resume} already finished epoch {run.start_epoch}/{run.config.epochs}; nothing left to "
                       "train", UserWarning, stacklevel=3)
@@ -303,36 +302,70 @@ def _epoch(run: Run, epoch: int, extra_meta: "dict[str, Any] | None") -> None:
                    f"val top-1 {row['val_top1']:.2f}%{ema_text}, {row['train_images_per_s']:.0f} img/s")
 
 
-def train(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig | None = None,
-          out_dir: "str | Path | None" = None, resume: "str | Path | None" = None,
-          extra_meta: dict[str, Any] | None = None) -> TrainResult:
-    """Train `model` on `train_set`, validating on `val_set` every epoch; under torchrun, with DDP.
+def run_dir_of(resume: "str | Path") -> Path:
+    """The run folder a --resume path names: the folder itself, or the one holding a checkpoint generation."""
+    path = Path(resume)
+    return path.parent.parent if path.parent.name == CHECKPOINTS else path
 
-    With out_dir, rank 0 writes metrics.jsonl, curves.png, last.safetensors/last.optim.pt every epoch and the
-    best weights as a shareable folder out_dir/best (see `save_pretrained`).
-    """
-    import torch
 
-    run = _setup(model, train_set, val_set, config or TrainConfig(), Path(out_dir) if out_dir is not None else None)
+def _claim(model: "nn.Module", out: "Path | None", resume: Any, overwrite: bool, dist_info: Dist) -> Any:
+    """Rank 0 locks and claims the run folder (resuming in place, or a new run); None without one."""
     if resume is not None:
-        _resume(run, resume)
-    run.net = model
-    if run.dist.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-        run.net = DistributedDataParallel(model, device_ids=[run.dist.local_rank] if run.device.type == "cuda"
-                                          else None)
-    began = time.perf_counter()
-    for epoch in range(run.start_epoch, run.config.epochs):
-        _epoch(run, epoch, extra_meta)
+        resume_point(resume)  # a missing or empty resume folder fails before anything is written
+    if out is None or not dist_info.main:
+        return None
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    identity = {k: cfg.get(k) for k in ("architecture", "twist", "num_classes", "label_names")}
+    in_place = resume is not None and run_dir_of(resume).resolve() == out.expanduser().resolve()
+    return RunFolder(out, resume=in_place, overwrite=overwrite, identity=identity)
+
+
+def _result(run: Run, began: float) -> TrainResult:
     files = {}
     if run.out is not None:
-        files = {name: str(run.out / name) for name in (METRICS_NAME, CURVES_NAME, "last.safetensors", "best")
+        found = generations(run.out)
+        files = {name: str(run.out / name) for name in (METRICS_NAME, CURVES_NAME, "best", "run.json")
                  if (run.out / name).exists()}
-    result = TrainResult(
+        if found:
+            files["checkpoint"] = str(found[-1])
+    return TrainResult(
         best_top1=run.best["top1"], best_epoch=run.best["epoch"], best_source=run.best["source"],
         final_top1=run.history[-1]["val_top1"] if run.history else run.best["top1"], history=run.history,
         images_per_s=run.seen / max(run.train_s, 1e-9) if run.train_s else 0.0,
         wall_s=time.perf_counter() - began, world_size=run.dist.world, files=files)
-    finish_distributed(run.dist)
+
+
+def train(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig | None = None,
+          out_dir: "str | Path | None" = None, resume: "str | Path | None" = None,
+          extra_meta: dict[str, Any] | None = None, overwrite: bool = False) -> TrainResult:
+    """Train `model` on `train_set`, validating on `val_set` every epoch; under torchrun, with DDP.
+
+    With out_dir (default: the folder being resumed), rank 0 locks it and writes run.json, metrics.jsonl,
+    curves.png, a checkpoint generation every epoch (checkpoints/epoch-NNNN, committed in one rename) and the
+    best weights as a shareable folder out_dir/best. A folder holding another run is refused unless resuming
+    it or overwrite=True.
+    """
+    import torch
+
+    out = Path(out_dir) if out_dir is not None else (run_dir_of(resume) if resume is not None else None)
+    dist_info = init_distributed()
+    folder = _claim(model, out, resume, overwrite, dist_info)
+    try:
+        run = _setup(model, train_set, val_set, config or TrainConfig(), out, dist_info)
+        if resume is not None:
+            _resume(run, resume)
+        run.net = model
+        if run.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+            run.net = DistributedDataParallel(model, device_ids=[run.dist.local_rank] if run.device.type == "cuda"
+                                              else None)
+        began = time.perf_counter()
+        for epoch in range(run.start_epoch, run.config.epochs):
+            _epoch(run, epoch, extra_meta)
+        result = _result(run, began)
+    finally:
+        if folder is not None:
+            folder.release()
+    finish_distributed(dist_info)
     model.to(memory_format=torch.contiguous_format)
     return result

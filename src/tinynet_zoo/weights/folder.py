@@ -100,6 +100,7 @@ def save_pretrained(model: "nn.Module", folder: "str | Path", metrics: dict[str,
     config = model_config(model)
     config.update(version=__version__, metrics=metrics or {}, **(extra or {}))
     folder = Path(folder)
+    recover(folder)
     whole = _check_destination(folder, boolean("overwrite", overwrite))
     ensure_writable_dir(folder.parent, "parent folder")
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
@@ -126,8 +127,24 @@ def _swap_in(staging: Path, folder: Path) -> None:
         return
     old = folder.with_name(f".{folder.name}.old.{os.getpid()}")
     os.replace(folder, old)
-    os.replace(staging, folder)
+    os.replace(staging, folder)  # a process killed right before this leaves `old`, which `recover` puts back
     shutil.rmtree(old, ignore_errors=True)
+
+
+def recover(folder: "str | Path") -> None:
+    """Undo an interrupted swap: put our model folder that was moved aside back in place, and drop our own
+    half-written staging copies (hidden folders holding nothing but model-folder files)."""
+    folder = Path(folder)
+    if not folder.parent.is_dir():
+        return
+    ours = [p for p in folder.parent.glob(f".{folder.name}.*") if p.is_dir() and not p.is_symlink()
+            and {c.name for c in p.iterdir()} <= set(OUR_FILES)]
+    aside = sorted((p for p in ours if p.name.startswith(f".{folder.name}.old.") and is_our_folder(p)),
+                   key=lambda p: p.stat().st_mtime)
+    if aside and not folder.exists():
+        os.replace(aside[-1], folder)
+    for leftover in ours:
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _share(folder: Path) -> None:
