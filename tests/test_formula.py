@@ -84,7 +84,7 @@ def test_monotone_on_a_dense_sweep():
 @pytest.mark.parametrize("budget, match", [
     (0, "positive, finite"), (-5e6, "positive, finite"), (math.nan, "positive, finite"), (math.inf, "positive"),
     ("lots", "cannot parse budget 'lots'"), ("12 parsecs", "cannot parse"), (True, "must be a number"),
-    (5e6, r"outside the supported range 10.0M to 4.00G"), (5e9, "outside the supported range"),
+    (5e6, r"outside the supported range 10M to 4G"), (5e9, "outside the supported range"),
 ])
 def test_bad_budgets(budget, match):
     with pytest.raises(tz.BudgetError, match=match):
@@ -95,7 +95,7 @@ def test_bad_budgets(budget, match):
 def test_bad_base_and_formula():
     with pytest.raises(tz.UnknownNameError, match="unknown base"):
         tz.for_flops(50e6, base="resnet18")
-    with pytest.raises(tz.InvalidArgumentError, match="accepted: tiny, giant or a path"):
+    with pytest.raises(tz.InvalidArgumentError, match="unknown formula .tinny.; did you mean .tiny."):
         tz.for_flops(50e6, formula="tinny")
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .checks import boolean
+from .checks import boolean, choice, number
+from .core.twist import MAX_RESOLUTION, MIN_RESOLUTION
 from .errors import InvalidArgumentError, UnknownNameError, unknown
 from .factory import create
 
@@ -22,11 +23,35 @@ def data_config(spec: Any, **overrides: Any) -> dict[str, Any]:
     from timm.data import resolve_data_config
 
     config = resolve_data_config({}, model=_module(spec))
-    for key in overrides:
+    for key, value in overrides.items():
         if key not in config:
             raise unknown("data config key", key, config, UnknownNameError)
-    config.update(overrides)
+        config[key] = _CHECKS.get(key, lambda name, v: v)(key, value)
     return config
+
+
+def _size(name: str, value: Any) -> tuple[int, int, int]:
+    ok = isinstance(value, (tuple, list)) and len(value) == 3 and value[0] == 3 and all(
+        isinstance(v, int) and not isinstance(v, bool) and MIN_RESOLUTION <= v <= MAX_RESOLUTION for v in value[1:])
+    if not ok:
+        raise InvalidArgumentError(f"{name} must be (3, H, W) with H and W in [{MIN_RESOLUTION}, {MAX_RESOLUTION}], "
+                                   f"got {value!r}")
+    return tuple(value)
+
+
+def _triple(name: str, value: Any) -> tuple[float, float, float]:
+    if not isinstance(value, (tuple, list)) or len(value) != 3:
+        raise InvalidArgumentError(f"{name} must be 3 finite numbers (one per channel), got {value!r}")
+    return tuple(number(f"{name} item", v) for v in value)
+
+
+INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "lanczos", "box", "hamming", "random")
+_CHECKS = {
+    "input_size": _size, "mean": _triple, "std": _triple,
+    "crop_pct": lambda name, v: number(name, v, 0, 1, low_open=True),
+    "interpolation": lambda name, v: choice("interpolation", v, INTERPOLATIONS),
+    "crop_mode": lambda name, v: choice("crop_mode", v, ("center", "squash", "border")),
+}
 
 
 def transforms(spec: Any, train: bool = False, **overrides: Any) -> Callable:

@@ -122,6 +122,9 @@ def cmd_predict(args: argparse.Namespace) -> Any:
     integer("--top", args.top, 1, model.num_classes)
     try:
         image = Image.open(args.image).convert("RGB")
+    except Image.DecompressionBombError as exc:
+        raise InvalidArgumentError(f"image {args.image!r} is too large to open safely ({exc}); downscale it "
+                                   "first") from None
     except (OSError, UnidentifiedImageError) as exc:
         raise InvalidArgumentError(f"cannot read image {args.image!r}: {exc}") from None
     batch = transforms(model)(image).unsqueeze(0)

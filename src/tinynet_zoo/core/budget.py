@@ -32,3 +32,21 @@ def parse_budget(budget: "float | int | str") -> float:
 def format_macs(macs: float) -> str:
     """Human-readable MACs: '99.5M', '1.20G'."""
     return f"{macs / 1e9:.2f}G" if macs >= 1e9 else f"{macs / 1e6:.1f}M"
+
+
+def describe_macs(macs: float) -> str:
+    """MACs for messages, never rounded across a limit: '9.99M', '10M', '4G', '100 MACs'."""
+    if macs < 1e5:
+        return f"{macs:.4g} MACs"
+    return f"{macs / 1e9:.4g}G" if macs >= 1e9 else f"{macs / 1e6:.4g}M"
+
+
+def check_range(macs: float, low: float, high: float, spelled: object = None) -> None:
+    """Refuse a budget outside [low, high], with a hint when the unit was probably left out ('100' for 100M)."""
+    if low <= macs <= high:
+        return
+    hint = ""
+    if macs < low and low <= macs * 1e6 <= high:
+        hint = f"; did you mean {describe_macs(macs * 1e6)} (a suffix: K, M or G)?"
+    raise BudgetError(f"budget {spelled!r} = {describe_macs(macs)} is outside the supported range "
+                      f"{describe_macs(low)} to {describe_macs(high)} MACs{hint}")

@@ -16,11 +16,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ..checks import choice
-from ..errors import BudgetError, BudgetWarning, ExtraNotInstalledError, InvalidArgumentError
+from ..checks import choice, number
+from ..errors import BudgetError, BudgetWarning, ExtraNotInstalledError, InvalidArgumentError, unknown
 from ..files import write_json_atomic
 from .bases import Base, get_base, get_rules
-from .budget import format_macs, parse_budget
+from .budget import check_range, format_macs, parse_budget
 from .registry import get_entry
 from .solver import land, land_giant
 from .twist import Twist, check_resolution
@@ -192,10 +192,15 @@ def load_formula(formula: "str | Path | Formula") -> Formula:
         return formula
     if formula == "tiny":
         return _packaged_formula()
+    if not isinstance(formula, (str, Path)):
+        raise InvalidArgumentError(f"formula must be 'tiny', 'giant', a formula .json path or a Formula, got "
+                                   f"{formula!r}")
     path = Path(formula)
-    if path.suffix != ".json" or not path.is_file():
-        raise InvalidArgumentError(
-            f"unknown formula {str(formula)!r}; accepted: {', '.join(FORMULAS)} or a path to a formula .json file")
+    if path.suffix != ".json":
+        raise unknown("formula", str(formula), FORMULAS)  # a name (a path to a .json file is also accepted)
+    if not path.is_file():
+        raise InvalidArgumentError(f"formula file {str(path)!r} does not exist" + (" (it is a folder)" if path.is_dir()
+                                                                                  else ""))
     try:
         return Formula.from_dict(json.loads(path.read_text()))
     except (OSError, json.JSONDecodeError) as exc:
@@ -215,9 +220,8 @@ def for_flops(budget: "float | int | str", base: str = "efficientnet_b0", formul
     """
     macs = parse_budget(budget)
     base_def = get_base(base)
-    if not MIN_BUDGET <= macs <= MAX_BUDGET:
-        raise BudgetError(f"budget {format_macs(macs)} is outside the supported range "
-                          f"{format_macs(MIN_BUDGET)} to {format_macs(MAX_BUDGET)} MACs")
+    number("tolerance", tolerance, 0, 0.5, low_open=True)
+    check_range(macs, MIN_BUDGET, MAX_BUDGET, budget)
     fit = None if formula == "giant" else load_formula(formula)
     k = int(math.log(macs / MIN_BUDGET) / math.log(GRID_RATIO))
     while k > 0 and _grid_budget(k) > macs:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UnknownModelError, unknown
+from ..errors import InvalidArgumentError, UnknownModelError, unknown
 from .twist import Twist
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -111,8 +111,10 @@ def _natural_key(name: str) -> list[Any]:
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Canonical model names matching a shell-style wildcard pattern, naturally sorted."""
-    return sorted((n for n in _BY_NAME if fnmatch.fnmatchcase(n, pattern)), key=_natural_key)
+    """Canonical model names matching a shell-style wildcard pattern (any case), naturally sorted."""
+    if not isinstance(pattern, str):
+        raise InvalidArgumentError(f"pattern must be a shell wildcard string such as 'tinynet_*', got {pattern!r}")
+    return sorted((n for n in _BY_NAME if fnmatch.fnmatchcase(n, pattern.lower())), key=_natural_key)
 
 
 def split_tag(name: str) -> tuple[str, "str | None"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from ..checks import choice, integer, number, positive, probability
+from ..checks import boolean, choice, integer, number, positive, probability
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 CHANNELS_LAST_MODES = ("auto", "on", "off")
@@ -44,6 +44,7 @@ class TrainConfig:
         choice("channels_last mode", self.channels_last, CHANNELS_LAST_MODES)
         integer("workers", self.workers, 0)
         integer("seed", self.seed, 0)
+        boolean("progress", self.progress)
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:

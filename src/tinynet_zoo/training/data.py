@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import DataError, DataWarning, InvalidArgumentError
+from ..checks import integer, number
+from ..errors import DataError, DataWarning
 from ..preprocess import transforms
 
 if TYPE_CHECKING:
@@ -72,8 +73,8 @@ def scan_folder(root: "str | Path", val_fraction: float = 0.2, seed: int = 0) ->
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist or is not a folder")
-    if not 0 < val_fraction < 1:
-        raise InvalidArgumentError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    number("val_fraction", val_fraction, 0, 1, low_open=True, high_open=True)
+    integer("seed", seed, 0)
     skipped: list[Path] = []
     held_out = next((root / n for n in VAL_NAMES if (root / n).is_dir()), None)
     if (root / "train").is_dir() != (held_out is not None):

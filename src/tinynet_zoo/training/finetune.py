@@ -9,6 +9,7 @@ from ..checks import known_keys
 from ..core.twist import check_resolution
 from ..errors import InvalidArgumentError
 from ..factory import create, resolve
+from .checkpoint import resume_point
 from .config import TrainConfig, TrainResult
 from .data import datasets, scan_folder
 from .freezing import freeze
@@ -71,6 +72,8 @@ def finetune(model: Any, data: "str | Path", out_dir: "str | Path | None" = None
     train_config = TrainConfig(**config)
     if resolution is not None:
         check_resolution(resolution)
+    if resume is not None:
+        resume_point(resume)  # a wrong --resume path fails before any weights are fetched
     splits = scan_folder(data, val_fraction=val_fraction, seed=train_config.seed)
     import torch
     torch.manual_seed(train_config.seed)  # the same seed gives the same initial weights (new heads, scratch runs)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import unknown
+from ..errors import InvalidArgumentError, unknown
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -20,7 +20,11 @@ def parts(model: "nn.Module") -> list[str]:
     return names
 
 
-def _upto(model: "nn.Module", until: str) -> list[str]:
+def _upto(model: "nn.Module", until: str, verb: str) -> list[str]:
+    if not callable(getattr(model, "named_children", None)):
+        raise InvalidArgumentError(f"{verb} takes a built model (e.g. tz.create(...)), got {model!r}")
+    if not isinstance(until, str):
+        raise InvalidArgumentError(f"until must be a part name such as 'blocks.4', got {until!r}")
     names = parts(model)
     hits = [i for i, n in enumerate(names) if n == until or n.startswith(until + ".")]
     if not hits:
@@ -34,7 +38,7 @@ def freeze(model: "nn.Module", until: str = "blocks.4") -> list[str]:
     'conv_head'); batch norms there stop updating their statistics. Returns the frozen part names."""
     from timm.utils.model import freeze as timm_freeze
 
-    frozen = _upto(model, until)
+    frozen = _upto(model, until, "freeze")
     timm_freeze(model, frozen)
     return frozen
 
@@ -43,6 +47,6 @@ def unfreeze(model: "nn.Module", until: str = "blocks.4") -> list[str]:
     """Undo `freeze(model, until)`: parameters learn again and frozen batch norms learn again."""
     from timm.utils.model import unfreeze as timm_unfreeze
 
-    thawed = _upto(model, until)
+    thawed = _upto(model, until, "unfreeze")
     timm_unfreeze(model, thawed)
     return thawed

@@ -98,6 +98,9 @@ def save_pretrained(model: "nn.Module", folder: "str | Path", metrics: dict[str,
     from safetensors.torch import save_file
 
     config = model_config(model)
+    for name, value in (("metrics", metrics), ("extra", extra)):
+        if value is not None and not isinstance(value, dict):
+            raise InvalidArgumentError(f"{name} must be a dict of JSON values, got {value!r}")
     config.update(version=__version__, metrics=metrics or {}, **(extra or {}))
     folder = Path(folder)
     recover(folder)

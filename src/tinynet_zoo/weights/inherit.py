@@ -28,18 +28,21 @@ def teachers_for(twist: Twist) -> list[Entry]:
 
 def inherited_state(twist: Twist, student: dict[str, Any], cache_dir: "str | Path | None" = None) -> dict:
     """The student's tensors cut from the nearest larger teacher that can be loaded (`student`: its fresh state)."""
-    tried = []
+    tried, first = [], None
     for entry in teachers_for(twist):
         ckpt = get_checkpoint(entry.checkpoint)
         try:
             path = fetch(ckpt, cache_dir)
         except CheckpointNotFoundError as exc:
-            tried.append(f"{entry.name}: {exc}")
+            tried.append(ckpt.tag)
+            first = first or exc
             continue
         teacher = to_timm(read_state_dict(path), ckpt.key_layout, entry.twist.arch)
         return slice_state(teacher, student)
-    raise CheckpointNotFoundError(f"no pretrained teacher on base {twist.base} at >= {twist.macs} MACs could be "
-                                  f"loaded; tried: {'; '.join(tried) or 'none registered'}")
+    raise CheckpointNotFoundError(
+        f"pretrained='inherit' needs a pretrained teacher on {twist.base} of at least {twist.macs:,} MACs; none "
+        f"could be loaded (tried {', '.join(tried) or 'none registered'}). The first: {first}. Fetch one once "
+        f"(`tinynet-zoo download {tried[0] if tried else 'NAME'}`), or train from scratch with pretrained=False")
 
 
 def slice_state(teacher: dict[str, Any], student: dict[str, Any]) -> dict[str, Any]:
