@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from ..training.finetune import finetune
+from .options import pretrained_option
 
 
 def cmd_finetune(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
     """`finetune MODEL --data DIR`: one fine-tuning run (rank 0 reports under torchrun)."""
-    pretrained: "bool | str | None" = False if args.scratch else args.pretrained
-    if isinstance(pretrained, str) and pretrained.lower() in ("true", "false"):
-        pretrained = pretrained.lower() == "true"
+    pretrained = False if args.scratch else pretrained_option(args.pretrained)
     result = finetune(
         args.model, args.data, args.out, pretrained=pretrained, val_fraction=args.val_fraction,
         freeze_until=args.freeze_until, resolution=args.resolution, drop_rate=args.drop_rate,
