@@ -1,10 +1,8 @@
-"""Deploy path: verified ONNX/OpenVINO export, runtimes equal to eager, auto-backend cache, bench, bad input."""
+"""Deploy path: verified ONNX/OpenVINO export, runtimes equal to eager, auto-backend cache, bench, for_latency."""
 import json
-import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,56 +13,19 @@ from tinynet_zoo.cli import main
 from tinynet_zoo.deploy import autoselect
 from tinynet_zoo.deploy.fold import fold_batchnorm
 
-RES = 64
-TWIST = tz.Twist(0.4, 0.4, 0.4, RES)
-
-
-def _model():
-    """A small twist whose BatchNorm statistics are not the identity, so folding and the 1e-4 check matter."""
-    torch.manual_seed(0)
-    model = tz.create(TWIST).eval()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.2, 0.2)
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.2, 0.2)
-        model.classifier.weight.normal_(0, 0.5)
-    return model
-
-
-def _eager(model, x):
-    with torch.inference_mode():
-        return model(x).numpy()
-
-
-def _batch(n, seed=0):
-    return torch.randn(n, 3, RES, RES, generator=torch.Generator().manual_seed(seed))
+from deploy_helpers import RES, TWIST, batch_of as _batch, eager as _eager, shared_export, small_model
 
 
 @pytest.fixture(scope="session")
 def model():
-    return _model()
+    return small_model()
 
 
 @pytest.fixture(scope="session")
 def exported(model, tmp_path_factory):
-    """One fixed-batch and one dynamic-batch export (seconds each), made once and shared by xdist workers."""
-    from filelock import FileLock
-
-    base = tmp_path_factory.getbasetemp()
-    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "deploy_exports"
-    root.mkdir(exist_ok=True)
-    reports = {}
-    with FileLock(str(root / "lock")):
-        for kind, batch in (("fixed", 1), ("dynamic", None)):
-            saved = root / f"{kind}.json"
-            if not saved.exists():
-                saved.write_text(json.dumps(tz.export(model, root / f"{kind}.onnx", batch=batch).to_dict()))
-            reports[kind] = json.loads(saved.read_text())
-            reports[kind]["path"] = Path(reports[kind]["path"])
-    return reports
+    """One fixed-batch and one dynamic-batch ONNX export (seconds each), shared by the xdist workers."""
+    return {kind: shared_export(tmp_path_factory, model, f"{kind}.onnx", batch=batch)
+            for kind, batch in (("fixed", 1), ("dynamic", None))}
 
 
 def test_logits_are_large_enough_for_the_tolerance_to_mean_something(model):

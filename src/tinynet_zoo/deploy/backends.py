@@ -186,11 +186,20 @@ class OpenVinoEngine:
         return self._request(x.shape[0]).infer({0: x})[0].copy()
 
 
-def pte_method(data: "bytes | Path") -> Any:
-    """The `forward` method of an ExecuTorch program (file or bytes), loaded by ExecuTorch's Python runtime."""
-    from executorch.runtime import Runtime
+class PteForward:
+    """The `forward` method of an ExecuTorch program (file or bytes) on ExecuTorch's Python runtime, as a callable
+    on numpy batches; it holds the program, which the method's memory belongs to."""
 
-    return Runtime.get().load_program(data).load_method("forward")
+    def __init__(self, data: "bytes | Path") -> None:
+        from executorch.runtime import Runtime
+
+        self.program = Runtime.get().load_program(data)
+        self.method = self.program.load_method("forward")
+
+    def __call__(self, x: "np.ndarray") -> "np.ndarray":
+        import torch
+
+        return self.method.execute([torch.from_numpy(x)])[0].numpy()
 
 
 class ExecuTorchEngine:
@@ -205,8 +214,8 @@ class ExecuTorchEngine:
     def from_file(cls, path: "str | Path") -> "ExecuTorchEngine":
         """Load a .pte file; its batch size is fixed."""
         with reading(path):
-            method = pte_method(Path(path))
-            info = method.metadata.input_tensor_meta(0)
+            method = PteForward(Path(path))
+            info = method.method.metadata.input_tensor_meta(0)
             shape, dtype = tuple(info.sizes()), info.dtype()
         if len(shape) != 4 or dtype != _ET_FLOAT32:
             raise UnreadableModelError(f"{path} takes a tensor of shape {shape} and ExecuTorch dtype code {dtype}; "
@@ -228,14 +237,12 @@ class ExecuTorchEngine:
         if batch not in self.methods:
             if len(self.methods) >= MAX_SHAPES:
                 self.methods.pop(next(iter(self.methods)))
-            self.methods[batch] = pte_method(lower(self.module, batch, self.shape[-1])[0])
+            self.methods[batch] = PteForward(lower(self.module, batch, self.shape[-1])[0])
         return self.methods[batch]
 
     def run(self, x: "np.ndarray") -> "np.ndarray":
         """Logits for one batch."""
-        import torch
-
-        return self._method(x.shape[0]).execute([torch.from_numpy(x)])[0].numpy()
+        return self._method(x.shape[0])(x)
 
 
 class TorchEngine:

@@ -17,7 +17,7 @@ from ..files import ensure_parent_dir, write_atomic
 from ..info import model_info
 from ..system import pyplot
 from .backends import BACKENDS as ENGINES
-from .backends import installed_backends, pte_method, require
+from .backends import PteForward, installed_backends, require
 from .export import export, prepare
 from .pte import lower
 from .runtime import runtime
@@ -72,8 +72,7 @@ class _Plain:
                     return network(torch.from_numpy(x)).numpy()
             return run
         if self.backend == "executorch-plain":
-            method = pte_method(lower(self.module, batch, self.resolution)[0])
-            return lambda x: method.execute([torch.from_numpy(x)])[0].numpy()
+            return PteForward(lower(self.module, batch, self.resolution)[0])
         if self.backend == "openvino-plain":
             import openvino as ov
             compiled = ov.compile_model(ov.convert_model(self.module, example_input=example), "CPU",

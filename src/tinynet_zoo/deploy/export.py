@@ -124,7 +124,8 @@ def export(model_or_name: Any, path: "str | Path", format: "str | None" = None, 
     format = export_format(path, format)
     _check_options(format, batch, opset, variant)
     positive("tolerance", tolerance)
-    _refuse_existing(_outputs(path, boolean("overwrite", overwrite)), overwrite)
+    boolean("overwrite", overwrite)
+    _refuse_existing(_outputs(path, format), overwrite)
     ensure_parent_dir(path)
     model, resolution = prepare(model_or_name, resolution, pretrained)
     writer = {"onnx": _write_onnx, "openvino": _write_openvino, "pte": _write_pte}[format]
