@@ -3,10 +3,9 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 import tinynet_zoo as tz
-from conftest import hub_cache_entry
+from conftest import saved_folder_and_hub
 from tinynet_zoo.cli import main
 
 SMALL = tz.Twist(0.3, 0.4, 0.35, 48)
@@ -15,9 +14,7 @@ SMALL = tz.Twist(0.3, 0.4, 0.35, 48)
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     root = tmp_path_factory.mktemp("saved")
-    torch.manual_seed(0)
-    tz.save_pretrained(tz.create(SMALL, num_classes=3), root / "folder")
-    hub_cache_entry(root / "hub", "me/small", root / "folder")
+    saved_folder_and_hub(root, SMALL)
     return root
 
 
