@@ -113,3 +113,23 @@ def test_for_latency_resolves_auto_on_the_first_twist_then_keeps_it(monkeypatch)
     result = tz.for_latency(1e6, max_macs=20e6, runs=1, warmup=0)
     assert calls[0] == ("auto", None) and set(calls[1:]) == {("onnxruntime", 1)} and len(calls) >= 2
     assert result.backend == "onnxruntime:1"
+
+
+def test_torch_compile_engine_allows_many_models_per_process_and_names_a_failure(monkeypatch):
+    from tinynet_zoo.deploy.backends import RECOMPILE_LIMIT, CompiledTorchEngine
+
+    model = tz.create(TWIST)
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
+    monkeypatch.setattr(torch, "compile", lambda module: module)  # inductor's own compile takes a minute here
+    engine = CompiledTorchEngine(model, TWIST.resolution)
+    assert torch._dynamo.config.recompile_limit == RECOMPILE_LIMIT  # the ninth model would otherwise run eager
+    assert engine.run(torch.zeros(2, 3, TWIST.resolution, TWIST.resolution).numpy()).shape == (2, 1000)
+
+    def no_compiler(module):
+        def run(x):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+        return run
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    with pytest.raises(tz.BackendNotInstalledError, match="torch.compile cannot compile this model here .*C\\+\\+"):
+        CompiledTorchEngine(model, TWIST.resolution)

@@ -167,5 +167,6 @@ def test_half_and_double_precision_input_is_converted(files):
 ])
 def test_an_engine_not_installed_names_its_extra(files, backend, extra, call, monkeypatch):
     monkeypatch.setitem(sys.modules, backend, None)  # find_spec() then reports it as not installed
-    with pytest.raises(tz.BackendNotInstalledError, match=rf"'{backend}' package.*pip install 'tinynet-zoo\[{extra}\]'"):
+    message = rf"'{backend}' package.*pip install 'tinynet-zoo\[{extra}\]'"
+    with pytest.raises(tz.BackendNotInstalledError, match=message):
         call(files)

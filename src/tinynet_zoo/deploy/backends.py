@@ -34,6 +34,7 @@ FILE_KINDS = {".onnx": "an ONNX model (tz.export or torch.onnx.export)",
               ".pte": "an ExecuTorch program (tz.export(..., 'model.pte'))"}
 FILE_BACKENDS = {".onnx": ("onnxruntime", "openvino", "openvino-onnx"), ".xml": ("openvino",), ".pte": ("executorch",)}
 _ET_FLOAT32 = 6  # ExecuTorch's (c10's) ScalarType code of float32
+RECOMPILE_LIMIT = 256  # torch.compile: compiles of one code object per process (dynamo's default: 8)
 MAX_SHAPES = 4  # engines with static shapes keep one compiled model per batch size: the latest few
 
 
@@ -277,6 +278,9 @@ class CompiledTorchEngine(TorchEngine):
         import torch
 
         super().__init__(module, resolution)
+        # every model shares timm's forward code, and dynamo compiles that code at most `recompile_limit` (8) times
+        # per process before it silently runs it eager: allow one compile per model and batch size for many more
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
         self.module = torch.compile(self.module)
         try:
             self.run(np.zeros((1, 3, resolution, resolution), np.float32))
