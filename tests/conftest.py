@@ -40,3 +40,13 @@ def hub_cache_entry(cache, repo, folder, revision="0123456789abcdef0123456789abc
         (snap / name).write_bytes((folder / name).read_bytes())
     (root / "refs").mkdir()
     (root / "refs" / "main").write_text(revision)
+
+
+def saved_folder_and_hub(root, twist, num_classes=3):
+    """A saved model folder of `twist` at root/folder, and the same folder as the hub repo 'me/small' in the
+    Hugging Face cache at root/hub."""
+    import torch
+
+    torch.manual_seed(0)
+    tz.save_pretrained(tz.create(twist, num_classes=num_classes), root / "folder")
+    hub_cache_entry(root / "hub", "me/small", root / "folder")

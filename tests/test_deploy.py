@@ -1,10 +1,8 @@
-"""Deploy path: verified ONNX/OpenVINO export, runtimes equal to eager, auto-backend cache, bench, bad input."""
+"""Deploy path: verified ONNX/OpenVINO export, runtimes equal to eager, auto-backend cache, bench, for_latency."""
 import json
-import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,56 +13,19 @@ from tinynet_zoo.cli import main
 from tinynet_zoo.deploy import autoselect
 from tinynet_zoo.deploy.fold import fold_batchnorm
 
-RES = 64
-TWIST = tz.Twist(0.4, 0.4, 0.4, RES)
-
-
-def _model():
-    """A small twist whose BatchNorm statistics are not the identity, so folding and the 1e-4 check matter."""
-    torch.manual_seed(0)
-    model = tz.create(TWIST).eval()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.2, 0.2)
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.2, 0.2)
-        model.classifier.weight.normal_(0, 0.5)
-    return model
-
-
-def _eager(model, x):
-    with torch.inference_mode():
-        return model(x).numpy()
-
-
-def _batch(n, seed=0):
-    return torch.randn(n, 3, RES, RES, generator=torch.Generator().manual_seed(seed))
+from deploy_helpers import RES, TWIST, batch_of as _batch, eager as _eager, shared_export, small_model
 
 
 @pytest.fixture(scope="session")
 def model():
-    return _model()
+    return small_model()
 
 
 @pytest.fixture(scope="session")
 def exported(model, tmp_path_factory):
-    """One fixed-batch and one dynamic-batch export (seconds each), made once and shared by xdist workers."""
-    from filelock import FileLock
-
-    base = tmp_path_factory.getbasetemp()
-    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "deploy_exports"
-    root.mkdir(exist_ok=True)
-    reports = {}
-    with FileLock(str(root / "lock")):
-        for kind, batch in (("fixed", 1), ("dynamic", None)):
-            saved = root / f"{kind}.json"
-            if not saved.exists():
-                saved.write_text(json.dumps(tz.export(model, root / f"{kind}.onnx", batch=batch).to_dict()))
-            reports[kind] = json.loads(saved.read_text())
-            reports[kind]["path"] = Path(reports[kind]["path"])
-    return reports
+    """One fixed-batch and one dynamic-batch ONNX export (seconds each), shared by the xdist workers."""
+    return {kind: shared_export(tmp_path_factory, model, f"{kind}.onnx", batch=batch)
+            for kind, batch in (("fixed", 1), ("dynamic", None))}
 
 
 def test_logits_are_large_enough_for_the_tolerance_to_mean_something(model):
@@ -112,19 +73,26 @@ def _reuse(exported, kind, monkeypatch):
     monkeypatch.setattr(export_module, "_export_onnx", lambda *args: shutil.copyfile(exported[kind]["path"], args[3]))
 
 
-def test_openvino_ir_export(model, exported, tmp_path, monkeypatch):
-    _reuse(exported, "dynamic", monkeypatch)  # the ONNX step is tested above; this tests IR, verify, atomicity
-    report = tz.export(model, tmp_path / "model.xml", format="openvino", batch=None)
-    assert report.max_abs_diff < 1e-4 and (tmp_path / "model.bin").is_file()
+def test_openvino_ir_export_comes_from_the_module_not_onnx(model, tmp_path, monkeypatch):
+    from tinynet_zoo.deploy import export as export_module
+
+    def no_onnx(*args):
+        raise AssertionError("the OpenVINO IR went through ONNX")
+
+    monkeypatch.setattr(export_module, "_export_onnx", no_onnx)
+    report = tz.export(model, tmp_path / "model.xml", batch=None)  # the format follows the extension
+    assert report.format == "openvino" and report.max_abs_diff < 1e-4 and report.batchnorm_nodes == 0
+    assert report.verified_batches == (1, 3) and report.input_shape == ("N", 3, RES, RES)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin", "model.xml"]  # no temporary files left
+    assert report.file_bytes == sum(p.stat().st_size for p in tmp_path.iterdir())
     x = _batch(2)
     assert np.abs(tz.runtime(report.path, backend="openvino")(x.numpy()) - _eager(model, x)).max() < 1e-4
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "openvino", "torch"])
-def test_runtime_equals_eager_for_numpy_and_torch_input(model, exported, backend):
-    source = model if backend == "torch" else exported["dynamic"]["path"]
-    predictor = tz.runtime(source, backend=backend)
+@pytest.mark.parametrize("backend, source", [("onnxruntime", "file"), ("openvino", "file"), ("openvino-onnx", "file"),
+                                             ("openvino", "module"), ("torch", "module")])
+def test_runtime_equals_eager_for_numpy_and_torch_input(model, exported, backend, source):
+    predictor = tz.runtime(model if source == "module" else exported["dynamic"]["path"], backend=backend)
     assert predictor.backend == backend and predictor.input_shape == (None, 3, RES, RES)
     x = _batch(3, seed=3)
     from_numpy, from_torch = predictor(x.numpy()), predictor(x)
@@ -146,24 +114,13 @@ def test_wrong_shape_names_the_expected_shape(exported):
         fixed([[0.0]])
 
 
-def test_unknown_backend_and_format_suggest_close_matches(model, exported, tmp_path):
-    with pytest.raises(tz.UnknownNameError, match="unknown backend 'openvno'; did you mean 'openvino'"):
-        tz.runtime(exported["dynamic"]["path"], backend="openvno")
-    with pytest.raises(tz.UnknownNameError, match="unknown export format 'onx'; did you mean 'onnx'"):
-        tz.export(model, tmp_path / "m.onnx", format="onx")
-    with pytest.raises(tz.InvalidArgumentError, match="backend 'torch' runs a model"):
-        tz.runtime(exported["dynamic"]["path"], backend="torch")
-    with pytest.raises(tz.InvalidArgumentError, match="no exported model at"):
-        tz.runtime(tmp_path / "missing.onnx")
-
-
 def test_missing_backend_names_the_extra(monkeypatch, exported):
     monkeypatch.setitem(sys.modules, "openvino", None)  # find_spec() then reports it as not installed
     with pytest.raises(tz.BackendNotInstalledError, match=r"'openvino' package.*pip install 'tinynet-zoo\[deploy\]'"):
         tz.runtime(exported["dynamic"]["path"], backend="openvino")
     assert issubclass(tz.BackendNotInstalledError, ImportError)
     from tinynet_zoo.deploy.backends import installed_backends
-    assert "openvino" not in installed_backends()
+    assert not {"openvino", "openvino-onnx"} & set(installed_backends())
 
 
 def test_unwritable_or_failed_export_leaves_nothing_behind(model, tmp_path, monkeypatch):
@@ -192,23 +149,43 @@ def test_verification_failure_writes_nothing(model, exported, tmp_path, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_auto_measures_once_then_uses_the_cache(exported, tmp_path, monkeypatch):
-    predictor = tz.runtime(exported["dynamic"]["path"], cache_dir=tmp_path)
-    assert predictor.choice["cached"] is False and predictor.backend in ("onnxruntime", "openvino")
-    assert set(predictor.choice["median_ms"]) >= {"onnxruntime:1", "openvino:1"}
-    data = json.loads((tmp_path / "deploy" / "backend_choice.json").read_text())
-    (slot,) = data.values()
-    assert slot["machine"]["cores"] >= 1 and slot["machine"]["onnxruntime"]
+def test_auto_records_why_and_caches_per_batch_and_threads(exported, tmp_path, monkeypatch):
+    from tinynet_zoo.deploy import runtime as runtime_module
+    from tinynet_zoo.system import usable_cores
+
+    races = []
+
+    def counted(builders, batch=1, time_cap_s=None):
+        races.append((sorted(builders), batch))
+        return autoselect.measure_candidates(builders, batch, time_cap_s)
+
+    monkeypatch.setattr(autoselect, "TIME_CAP_S", 3.0)
+    monkeypatch.setattr(runtime_module, "measure_candidates", counted)
+    path = exported["dynamic"]["path"]
+    predictor = tz.runtime(path, cache_dir=tmp_path)
+    record = predictor.choice
+    assert record["cached"] is False and predictor.backend in ("onnxruntime", "openvino")
+    assert set(record["candidates"]) == {f"{b}:{t}" for b in ("onnxruntime", "openvino") for t in {1, usable_cores()}}
+    assert record["choice"] == f"{predictor.backend}:{predictor.threads}"
+    assert record["reason"].startswith(record["choice"])
+    assert record["median_ms"][record["choice"]] == min(record["median_ms"].values()) and record["rounds"] >= 1
+    assert set(record["ratios"]) == set(record["candidates"]) - {record["choice"]}
+    assert all(r["ci95"][0] <= r["ratio"] <= r["ci95"][1] for r in record["ratios"].values())
+    (slot,) = json.loads((tmp_path / "deploy" / "backend_choice.json").read_text()).values()
     (entry,) = slot["models"].values()
-    assert entry["choice"] == f"{predictor.backend}:{predictor.threads}"
-    assert entry["median_ms"][entry["choice"]] == min(entry["median_ms"].values())
+    assert (entry["batch"], entry["threads"], entry["reason"]) == (1, None, record["reason"])
+    assert slot["machine"]["cores"] >= 1 and slot["machine"]["onnxruntime"]
 
-    def no_measuring(*args, **kwargs):
-        raise AssertionError("measured again instead of using the cache")
-
-    monkeypatch.setattr(autoselect, "measure_candidates", no_measuring)
-    again = tz.runtime(exported["dynamic"]["path"], cache_dir=tmp_path)
+    again = tz.runtime(path, cache_dir=tmp_path)
     assert again.choice["cached"] is True and (again.backend, again.threads) == (predictor.backend, predictor.threads)
+    assert tz.runtime(path, cache_dir=tmp_path, batch=3).choice["cached"] is False  # another batch: another race
+    single = tz.runtime(path, cache_dir=tmp_path, threads=1)  # another thread setting: another race
+    assert single.choice["cached"] is False and single.threads == 1
+    assert set(single.choice["candidates"]) == {"onnxruntime:1", "openvino:1"}
+    assert tz.runtime(path, cache_dir=tmp_path, batch=3).choice["cached"] is True
+    assert [batch for _, batch in races] == [1, 3, 1]
+    (slot,) = json.loads((tmp_path / "deploy" / "backend_choice.json").read_text()).values()
+    assert {(e["batch"], e["threads"]) for e in slot["models"].values()} == {(1, None), (1, 1), (3, None)}
     assert [p.name for p in (tmp_path / "deploy").iterdir() if p.name.endswith(".tmp")] == []
 
 
@@ -231,6 +208,7 @@ def test_bench_json_on_a_tiny_model(capsys, tmp_path):
     for row in rows:
         assert row["median_ms"] > 0 and row["p90_ms"] >= row["median_ms"] and row["images_per_s"] > 0
         assert row["speedup"] == pytest.approx(rows[0]["median_ms"] / row["median_ms"])
+        assert row["vs_best_plain"] == pytest.approx(rows[0]["median_ms"] / row["median_ms"])  # eager: the only plain
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
 
 

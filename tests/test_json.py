@@ -46,6 +46,7 @@ def _cases(digits, tmp):
         "search": [search, ["search", "report", str(tmp / "search"), "--no-plot"]],
         "bench": [["bench", "10M", "--backends", "eager,torch", "--runs", "2", "--warmup", "1", "--batch-runs", "0",
                    "--no-progress"]],
+        "export": [["export", "10M", "--pretrained", "False", "--out", str(tmp / "m.xml")]],
     }
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import tinynet_zoo as tz
-from conftest import hub_cache_entry
+from conftest import saved_folder_and_hub
 from tinynet_zoo.cli import main
 from tinynet_zoo.training.data import export_digits
 
@@ -20,9 +20,7 @@ EXPECTED = {"name": ("tinynet_e", 106), "alias": ("efficientnet_b-4", 84), "tag"
 @pytest.fixture(scope="module")
 def specs(tmp_path_factory):
     root = tmp_path_factory.mktemp("specs")
-    torch.manual_seed(0)
-    tz.save_pretrained(tz.create(SMALL, num_classes=3), root / "folder")
-    hub_cache_entry(root / "hub", "me/small", root / "folder")
+    saved_folder_and_hub(root, SMALL)
     return {"name": "tinynet_e", "alias": "efficientnet_bm4", "tag": "tinynet_e.in1k", "budget": "10M",
             "twist": SMALL, "module": tz.create(SMALL), "folder": root / "folder", "hub": "hf-hub:me/small",
             "root": root}

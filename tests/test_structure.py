@@ -135,7 +135,7 @@ def test_the_layer_table_covers_every_module():
     assert {layer(m) for m in MODULES} <= set(RANKS)
 
 
-@pytest.mark.parametrize("heavy", [("torch", "timm", "sklearn", "ray", "matplotlib", "onnx", "openvino")])
+@pytest.mark.parametrize("heavy", [("torch", "timm", "sklearn", "ray", "matplotlib", "onnx", "openvino", "executorch")])
 def test_importing_every_module_loads_no_heavy_package(heavy):
     names = sorted(m for m in MODULES if not m.endswith("__main__"))
     code = ("import importlib, sys\n"

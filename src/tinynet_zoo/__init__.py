@@ -40,9 +40,9 @@ _EXPORTS = {
     "bench": "deploy.bench",
     **{name: "errors" for name in (
         "TinyNetZooError", "InvalidArgumentError", "UnknownNameError", "UnknownModelError", "UnknownTagError",
-        "BudgetError", "ChecksumError", "CheckpointNotFoundError", "IncompatibleCheckpointError", "DataError",
-        "ExtraNotInstalledError", "BackendNotInstalledError", "DataWarning", "UnverifiedCheckpointWarning",
-        "BudgetWarning")},
+        "BudgetError", "ChecksumError", "CheckpointNotFoundError", "IncompatibleCheckpointError",
+        "UnreadableModelError", "DataError", "ExtraNotInstalledError", "BackendNotInstalledError", "DataWarning",
+        "UnverifiedCheckpointWarning", "BudgetWarning")},
 }
 
 __all__ = sorted(_EXPORTS)

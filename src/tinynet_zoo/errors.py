@@ -49,6 +49,11 @@ class IncompatibleCheckpointError(TinyNetZooError, ValueError):
     """A checkpoint that does not fit the architecture (missing/unexpected keys, wrong shapes) or is unreadable."""
 
 
+class UnreadableModelError(IncompatibleCheckpointError):
+    """An exported model file (.onnx, OpenVINO .xml/.bin, ExecuTorch .pte) that an engine cannot read: empty,
+    truncated, corrupt or of another format; the message gives the path and what was expected."""
+
+
 class DataError(TinyNetZooError, ValueError):
     """A data folder that cannot be trained on (missing, empty, a class without images); the message says why."""
 
@@ -74,8 +79,8 @@ class BudgetWarning(TinyNetZooError, UserWarning):
 
 
 ERRORS = (TinyNetZooError, InvalidArgumentError, UnknownNameError, UnknownModelError, UnknownTagError, BudgetError,
-          ChecksumError, CheckpointNotFoundError, IncompatibleCheckpointError, DataError, ExtraNotInstalledError,
-          BackendNotInstalledError, DataWarning, UnverifiedCheckpointWarning, BudgetWarning)
+          ChecksumError, CheckpointNotFoundError, IncompatibleCheckpointError, UnreadableModelError, DataError,
+          ExtraNotInstalledError, BackendNotInstalledError, DataWarning, UnverifiedCheckpointWarning, BudgetWarning)
 
 
 def close_matches(name: object, known: Iterable[str]) -> list[str]:

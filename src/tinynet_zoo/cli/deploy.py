@@ -5,6 +5,10 @@ import argparse
 from typing import Any
 
 from ..deploy.bench import bench, format_rows, plot
+from ..deploy.export import export
+from ..errors import InvalidArgumentError
+from ..factory import resolve
+from .options import pretrained_option
 
 
 def cmd_bench(args: argparse.Namespace) -> Any:
@@ -19,5 +23,20 @@ def cmd_bench(args: argparse.Namespace) -> Any:
 
 
 def cmd_export(args: argparse.Namespace) -> Any:
-    """`export MODEL --out PATH`: a verified ONNX, OpenVINO IR or ExecuTorch file."""
-    raise NotImplementedError("export command: being implemented")
+    """`export MODEL --out PATH`: a verified ONNX, OpenVINO IR or ExecuTorch file of any model spec."""
+    if args.batch < 0:
+        raise InvalidArgumentError(f"--batch must be a batch size >= 1, or 0 for a dynamic batch axis; got "
+                                   f"{args.batch}")
+    pretrained = pretrained_option(args.pretrained)
+    if pretrained is None:  # the one resolver says what the spec brings: a checkpoint, a folder's weights, inherit
+        pretrained = resolve(args.model).default_pretrained()
+    report = export(args.model, args.out, format=args.format, batch=args.batch or None, resolution=args.resolution,
+                    pretrained=pretrained, variant=args.variant, overwrite=args.overwrite)
+    data = {"model": args.model, "pretrained": pretrained, **report.to_dict()}
+    shape = "x".join(map(str, report.input_shape))
+    kind = report.format + (f" {report.variant}" if report.format == "pte" else "")
+    text = (f"wrote {report.path} ({kind}, input {shape}, {report.file_bytes / 1e6:.1f} MB"
+            + (f" with {report.path.with_suffix('.bin').name}" if report.format == "openvino" else "") + "); "
+            f"max |logit difference| to the eager model {report.max_abs_diff:.2g} (tolerance {report.tolerance:.2g}) "
+            f"over batch {', '.join(map(str, report.verified_batches))}")
+    return data, text

@@ -9,13 +9,12 @@ from typing import Any
 from ..training.checkpoint import generations
 from ..training.finetune import finetune
 from ..training.loop import run_dir_of
+from .options import pretrained_option
 
 
 def cmd_finetune(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
     """`finetune MODEL --data DIR`: one fine-tuning run (rank 0 reports under torchrun)."""
-    pretrained: "bool | str | None" = False if args.scratch else args.pretrained
-    if isinstance(pretrained, str) and pretrained.lower() in ("true", "false"):
-        pretrained = pretrained.lower() == "true"
+    pretrained = False if args.scratch else pretrained_option(args.pretrained)
     try:
         result = finetune(
             args.model, args.data, args.out, pretrained=pretrained, val_fraction=args.val_fraction,

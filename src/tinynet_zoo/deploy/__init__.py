@@ -1,4 +1,5 @@
-"""Deployment: verified ONNX/OpenVINO export, fast CPU runtimes, latency benchmarks and latency budgets.
+"""Deployment: verified ONNX, OpenVINO IR and ExecuTorch (.pte) export, CPU engines raced by `auto`, latency
+benchmarks and latency budgets.
 
 Public entry points are re-exported lazily from `tinynet_zoo`: `export`, `runtime`, `for_latency`, `bench`.
 """

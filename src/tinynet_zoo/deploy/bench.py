@@ -1,11 +1,13 @@
-"""`bench` and `tinynet-zoo bench`: batch-1 latency and batch-32 throughput per backend, against timm eager.
+"""`bench` and `tinynet-zoo bench`: batch-1 latency and batch-N throughput per backend, against timm eager and
+against the best plain recipe.
 
-Every backend of a model is measured in the same run, one at a time (an engine is released before the next
-is built, so thread pools do not compete), eager first. Ratios are eager median / backend median.
+All the backends of a model are built first, then measured in the same interleaved rounds (each round times
+every backend for a few calls in turn, alternating the order), so a burst of load from other processes hits
+every row alike. Ratios: eager median / row median, and best plain median / row median.
 """
 from __future__ import annotations
 
-import gc
+import math
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -14,20 +16,26 @@ from ..checks import choice, integer
 from ..files import ensure_parent_dir, write_atomic
 from ..info import model_info
 from ..system import pyplot
-from .backends import installed_backends, require
+from .backends import BACKENDS as ENGINES
+from .backends import PteForward, installed_backends, require
 from .export import export, prepare
+from .pte import lower
 from .runtime import runtime
-from .timing import time_calls
+from .timing import one_round, summarize
 
-# eager: timm's module as built (torch's default threads); torch: ours (BatchNorm folded); auto: runtime(auto);
-# *-plain: torch.onnx.export defaults + a default onnxruntime session / default OpenVINO compile_model(model, "CPU")
-BACKENDS = ("eager", "torch", "onnxruntime", "openvino", "auto", "onnxruntime-plain", "openvino-plain")
-_NEEDS = {"onnxruntime": "onnxruntime", "onnxruntime-plain": "onnxruntime", "openvino": "openvino",
-          "openvino-plain": "openvino"}
+# the plain recipes, each a few lines of the libraries' own defaults on timm's module as built:
+# eager: torch.inference_mode; compile-plain: torch.compile(model); onnxruntime-plain: torch.onnx.export defaults +
+# InferenceSession(path); openvino-plain: compile_model(convert_model(model, example_input=x), "CPU",
+# {"PERFORMANCE_HINT": "LATENCY"}); executorch-plain: torch.export + XNNPACK lowering + ExecuTorch's runtime
+PLAIN = ("eager", "compile-plain", "onnxruntime-plain", "openvino-plain", "executorch-plain")
+BACKENDS = PLAIN + ENGINES + ("auto",)  # ENGINES: tz.runtime(model, backend=...) for each engine
+_NEEDS = {"compile-plain": "torch-compile", "onnxruntime-plain": "onnxruntime", "openvino-plain": "openvino",
+          "executorch-plain": "executorch"}
+ROUND_CALLS = 10  # batch-1 calls per backend and round (batch-N: one call per backend and round)
 
 
 def default_backends() -> list[str]:
-    """eager, every installed backend, and auto."""
+    """eager, every installed engine, and auto."""
     return ["eager", *installed_backends(), "auto"]
 
 
@@ -35,13 +43,13 @@ def _check_backends(backends: "list[str] | None") -> list[str]:
     chosen = list(backends or default_backends())
     for name in chosen:
         choice("bench backend", name, BACKENDS)
-        if name in _NEEDS and _NEEDS[name] not in installed_backends():
-            require(_NEEDS[name])
+        if name != "auto" and name != "eager":
+            require(_NEEDS.get(name, name))
     return ["eager", *(b for b in dict.fromkeys(chosen) if b != "eager")]  # eager first: the reference
 
 
 class _Plain:
-    """The obvious way: default torch.onnx.export (static batch) and each runtime's default settings."""
+    """A plain recipe as a callable on numpy batches, built for each batch size it is called with."""
 
     def __init__(self, backend: str, module: Any, resolution: int, directory: Path) -> None:
         self.backend, self.module, self.resolution, self.directory = backend, module, resolution, directory
@@ -49,67 +57,80 @@ class _Plain:
 
     def __call__(self, x: Any) -> Any:
         if x.shape[0] not in self.calls:
-            self.calls = {x.shape[0]: self._build(x.shape[0])}  # one session alive at a time
+            self.calls = {x.shape[0]: self._build(x.shape[0])}  # one build alive at a time
         return self.calls[x.shape[0]](x)
 
     def _build(self, batch: int) -> Callable[[Any], Any]:
         import torch
 
+        example = torch.zeros(batch, 3, self.resolution, self.resolution)
+        if self.backend in ("eager", "compile-plain"):
+            network = self.module if self.backend == "eager" else torch.compile(self.module)
+
+            def run(x: Any) -> Any:
+                with torch.inference_mode():
+                    return network(torch.from_numpy(x)).numpy()
+            return run
+        if self.backend == "executorch-plain":
+            return PteForward(lower(self.module, batch, self.resolution)[0])
+        if self.backend == "openvino-plain":
+            import openvino as ov
+            compiled = ov.compile_model(ov.convert_model(self.module, example_input=example), "CPU",
+                                        {"PERFORMANCE_HINT": "LATENCY"})
+            return lambda x: compiled(x)[0]
+        import onnxruntime as ort
         path = self.directory / f"plain_b{batch}.onnx"
-        if not path.exists():
-            torch.onnx.export(self.module, (torch.zeros(batch, 3, self.resolution, self.resolution),), str(path),
-                              verbose=False)
-        if self.backend == "onnxruntime-plain":
-            import onnxruntime as ort
-            session = ort.InferenceSession(str(path))
-            name = session.get_inputs()[0].name
-            return lambda x: session.run(None, {name: x})[0]
-        import openvino as ov
-        compiled = ov.compile_model(ov.convert_model(str(path)), "CPU")
-        return lambda x: compiled(x)[0]
-
-
-class _Eager:
-    """timm's module as built, under torch.inference_mode."""
-
-    def __init__(self, module: Any) -> None:
-        self.module = module
-
-    def __call__(self, x: Any) -> Any:
-        import torch
-
-        with torch.inference_mode():
-            return self.module(torch.from_numpy(x)).numpy()
+        torch.onnx.export(self.module, (example,), str(path), verbose=False)
+        session = ort.InferenceSession(str(path))
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x})[0]
 
 
 def _engine(backend: str, module: Any, resolution: int, onnx_path: Path, cache_dir: Any) -> tuple[Any, str]:
     """A callable on numpy batches for one bench backend, and a label of its configuration."""
-    if backend == "eager":
-        return _Eager(module), "timm eager"
-    if backend.endswith("-plain"):
-        return _Plain(backend, module, resolution, onnx_path.parent), "defaults"
-    source = onnx_path if backend != "torch" and onnx_path.exists() else module
-    predictor = runtime(source, backend=backend, resolution=resolution, cache_dir=cache_dir)
+    if backend in PLAIN:
+        return _Plain(backend, module, resolution, onnx_path.parent), "timm eager" if backend == "eager" else "defaults"
+    from_file = backend in ("onnxruntime", "openvino-onnx")  # both read the one verified ONNX export
+    if from_file and not onnx_path.exists():
+        export(module, onnx_path, batch=None, resolution=resolution)
+    predictor = runtime(onnx_path if from_file else module, backend=backend, resolution=resolution,
+                        cache_dir=cache_dir)
     label = predictor.backend + (f", {predictor.threads} threads" if predictor.threads else "")
     return predictor, label
 
 
-def _measure(engine: Any, resolution: int, warmup: int, runs: int, batch: int, batch_runs: int) -> dict[str, Any]:
+def _interleaved(engines: dict[str, Any], x: Any, warmup: int, runs: int, per_round: int) -> dict[str, Any]:
+    """Timing per engine over interleaved rounds of `per_round` calls, `runs` timed calls each in all."""
+    for engine in engines.values():
+        for _ in range(max(1, warmup)):  # at least once: some engines build for a new batch size on first call
+            engine(x)
+    times: dict[str, list[float]] = {label: [] for label in engines}
+    calls = {label: (lambda e=engine: e(x)) for label, engine in engines.items()}
+    for index in range(math.ceil(runs / per_round)):
+        for label, measured in one_round(calls, per_round, reverse=index % 2 == 1).items():
+            times[label] += measured
+    return {label: summarize(measured[:runs]) for label, measured in times.items()}
+
+
+def _measure(engines: dict[str, Any], resolution: int, warmup: int, runs: int, batch: int,
+             batch_runs: int) -> dict[str, dict[str, Any]]:
     import numpy as np
 
     rng = np.random.default_rng(0)
     one = rng.standard_normal((1, 3, resolution, resolution), dtype=np.float32)
     many = rng.standard_normal((batch, 3, resolution, resolution), dtype=np.float32)
-    latency = time_calls(lambda: engine(one), warmup, runs)
-    throughput = time_calls(lambda: engine(many), min(2, warmup), batch_runs) if batch_runs else None
-    return {"median_ms": latency.median_ms, "p90_ms": latency.p90_ms, "runs": runs,
-            "images_per_s": batch * 1e3 / throughput.median_ms if throughput else None}
+    latency = _interleaved(engines, one, warmup, runs, min(ROUND_CALLS, runs))
+    throughput = _interleaved(engines, many, min(2, warmup), batch_runs, 1) if batch_runs else {}
+    return {label: {"median_ms": t.median_ms, "p90_ms": t.p90_ms, "runs": runs,
+                    "images_per_s": batch * 1e3 / throughput[label].median_ms if throughput else None}
+            for label, t in latency.items()}
 
 
 def bench(models: "list[str]", backends: "list[str] | None" = None, runs: int = 100, warmup: int = 20,
           batch: int = 32, batch_runs: int = 5, progress: bool = True,
           cache_dir: "str | Path | None" = None) -> list[dict[str, Any]]:
-    """Batch-1 latency (median, p90) and throughput (images/s at `batch`) per model and backend, vs eager."""
+    """Batch-1 latency (median, p90) and throughput (images/s at `batch`) per model and backend, measured in
+    interleaved rounds, with ratios to timm eager and to the best plain recipe."""
     from tqdm import tqdm
 
     integer("runs", runs, 1), integer("warmup", warmup, 0), integer("batch", batch, 1)
@@ -117,43 +138,44 @@ def bench(models: "list[str]", backends: "list[str] | None" = None, runs: int = 
     chosen = _check_backends(backends)
     infos = {name: model_info(name) for name in models}  # unknown names fail before anything is measured
     rows: list[dict[str, Any]] = []
-    bar = tqdm(total=len(models) * len(chosen), disable=not progress, desc="bench", unit="run", leave=False)
+    bar = tqdm(total=len(models) * len(chosen), disable=not progress, desc="bench", unit="build", leave=False)
     for name, info in infos.items():
         module, resolution = prepare(name)
         with tempfile.TemporaryDirectory(prefix="tinynet_zoo_bench_") as tmp:
-            onnx_path = Path(tmp) / "model.onnx"
-            if set(chosen) & {"onnxruntime", "openvino", "auto"} and set(installed_backends()) - {"torch"}:
-                export(module, onnx_path, batch=None, resolution=resolution)
+            engines, labels = {}, {}
             for backend in chosen:
                 bar.set_postfix_str(f"{name} {backend}")
-                engine, label = _engine(backend, module, resolution, onnx_path, cache_dir)
-                rows.append({"model": name, "macs": info.macs, "resolution": resolution, "backend": backend,
-                             "config": label, **_measure(engine, resolution, warmup, runs, batch, batch_runs)})
-                del engine
-                gc.collect()
+                engines[backend], labels[backend] = _engine(backend, module, resolution, Path(tmp) / "model.onnx",
+                                                            cache_dir)
                 bar.update()
-        _add_ratios([r for r in rows if r["model"] == name])
+            measured = _measure(engines, resolution, warmup, runs, batch, batch_runs)
+        rows += _add_ratios([{"model": name, "macs": info.macs, "resolution": resolution, "backend": backend,
+                              "config": labels[backend], **measured[backend]} for backend in chosen])
     bar.close()
     return rows
 
 
-def _add_ratios(rows: list[dict[str, Any]]) -> None:
+def _add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     eager = next(r for r in rows if r["backend"] == "eager")
+    best_plain = min(r["median_ms"] for r in rows if r["backend"] in PLAIN)
     for row in rows:
         row["speedup"] = eager["median_ms"] / row["median_ms"]
+        row["vs_best_plain"] = best_plain / row["median_ms"]
         row["throughput_speedup"] = (row["images_per_s"] / eager["images_per_s"]
                                      if row["images_per_s"] and eager["images_per_s"] else None)
+    return rows
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """Bench rows as a Markdown table."""
-    lines = ["| model | MACs | backend | config | median ms | p90 ms | x eager | img/s (batch) | x eager |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | MACs | backend | config | median ms | p90 ms | x eager | x best plain | img/s (batch) "
+             "| x eager |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ips = "-" if r["images_per_s"] is None else f"{r['images_per_s']:.0f}"
         tput = "-" if r["throughput_speedup"] is None else f"{r['throughput_speedup']:.2f}"
         lines.append(f"| {r['model']} | {r['macs'] / 1e6:.1f}M | {r['backend']} | {r['config']} | "
-                     f"{r['median_ms']:.2f} | {r['p90_ms']:.2f} | {r['speedup']:.2f} | {ips} | {tput} |")
+                     f"{r['median_ms']:.2f} | {r['p90_ms']:.2f} | {r['speedup']:.2f} | {r['vs_best_plain']:.2f} | "
+                     f"{ips} | {tput} |")
     return "\n".join(lines)
 
 

@@ -1,4 +1,6 @@
-"""Export a model to ONNX (or OpenVINO IR): BatchNorm folded, written atomically, verified against eager."""
+"""Export a model to ONNX, OpenVINO IR or an ExecuTorch program (.pte): BatchNorm folded, verified against the
+eager model, written atomically (a temporary file beside the target, renamed once verified), never over an
+existing file unless asked."""
 from __future__ import annotations
 
 import os
@@ -6,18 +8,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..checks import choice, integer
+from ..checks import boolean, choice, integer, positive
 from ..core.twist import check_resolution
 from ..errors import InvalidArgumentError, TinyNetZooError
 from ..factory import create
 from ..files import ensure_parent_dir, temporary_beside
-from .backends import is_installed, load_engine, require, require_exporter
+from .backends import file_engine, is_installed, openvino_model, require, require_exporter
 from .fold import fold_batchnorm
+from .pte import RELATIVE_TOLERANCE, check_variant, lower
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
-FORMATS = ("onnx", "openvino")
+FORMATS = ("onnx", "openvino", "pte")
+SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "pte": ".pte"}
 TOLERANCE = 1e-4  # max |logit difference| accepted between the exported graph and the eager model
 VERIFY_BATCHES = (1, 3)  # batch sizes checked for a dynamic batch axis
 
@@ -29,10 +33,13 @@ class ExportReport:
     path: Path
     format: str
     input_shape: tuple  # (batch or "N", channels, height, width)
-    opset: int
+    opset: "int | None"  # ONNX only
     max_abs_diff: float  # worst |logit difference| over the verified batches
     verified_batches: tuple[int, ...]
-    batchnorm_nodes: int  # BatchNormalization nodes left in the graph (0: all folded)
+    batchnorm_nodes: int  # batch-norm operations left in the graph (0: all folded)
+    variant: str = "fp32"
+    tolerance: float = TOLERANCE  # the bound max_abs_diff was held to
+    file_bytes: int = 0  # the file's size (OpenVINO: .xml + .bin)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
@@ -56,6 +63,107 @@ def prepare(spec: Any, resolution: "int | None" = None, pretrained: "bool | str"
     return model.eval(), resolution
 
 
+def export_format(path: "str | Path", format: "str | None") -> str:
+    """The format to write: `format`, or the one `path`'s extension names; the two must agree."""
+    suffix = Path(path).suffix.lower()
+    by_suffix = {s: f for f, s in SUFFIXES.items()}
+    if format is None:
+        if suffix not in by_suffix:
+            raise InvalidArgumentError(f"cannot tell the export format from {Path(path).name!r}: end it in "
+                                       + ", ".join(f"{s} ({f})" for f, s in SUFFIXES.items()) + " or pass format=")
+        return by_suffix[suffix]
+    choice("export format", format, FORMATS)
+    if suffix != SUFFIXES[format]:
+        raise InvalidArgumentError(f"format {format!r} writes {SUFFIXES[format]} files, got {Path(path).name!r}"
+                                   + (" (OpenVINO IR: the .xml, its weights go beside it in .bin)"
+                                      if format == "openvino" else ""))
+    return format
+
+
+def _outputs(path: Path, format: str) -> list[Path]:
+    return [path.with_suffix(".bin"), path] if format == "openvino" else [path]
+
+
+def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise InvalidArgumentError(f"{existing[-1]} already exists; pass overwrite=True (CLI: --overwrite) to "
+                                   "replace it")
+
+
+def _check_options(format: str, batch: "int | None", opset: "int | None", variant: str) -> None:
+    if batch is not None:
+        integer("batch (None for a dynamic batch axis)", batch, 1)
+    if opset is not None and format != "onnx":
+        raise InvalidArgumentError(f"opset applies to ONNX files only, not to format {format!r}")
+    if format != "pte" and variant != "fp32":
+        raise InvalidArgumentError(f"variant {variant!r} applies to ExecuTorch (.pte) files; {format} is fp32")
+    if format == "pte":
+        check_variant(variant)
+        if batch is None:
+            raise InvalidArgumentError("an ExecuTorch program has a fixed batch size here: pass batch=N (the CLI's "
+                                       "--batch 0 is ONNX/OpenVINO only)")
+    if format == "onnx":
+        require("onnxruntime" if is_installed("onnxruntime") else "openvino")
+        require_exporter()
+    else:
+        require("openvino" if format == "openvino" else "executorch")
+
+
+def export(model_or_name: Any, path: "str | Path", format: "str | None" = None, batch: "int | None" = 1,
+           resolution: "int | None" = None, pretrained: "bool | str" = False, opset: "int | None" = None,
+           tolerance: float = TOLERANCE, variant: str = "fp32", overwrite: bool = False) -> ExportReport:
+    """Export a model spec to ONNX (.onnx), OpenVINO IR (.xml + .bin) or ExecuTorch (.pte), verified against eager.
+
+    format: onnx, openvino or pte (default: from the extension). batch: a fixed batch size, or None for a
+    dynamic batch axis (ONNX, OpenVINO; batches 1 and 3 are then verified). variant (pte): fp32 or fp16 (fp16
+    may also differ by 1% of the largest |logit|). The file appears only once verified; an existing file is refused
+    unless overwrite=True.
+    """
+    path = Path(path)
+    format = export_format(path, format)
+    _check_options(format, batch, opset, variant)
+    positive("tolerance", tolerance)
+    boolean("overwrite", overwrite)
+    _refuse_existing(_outputs(path, format), overwrite)
+    ensure_parent_dir(path)
+    model, resolution = prepare(model_or_name, resolution, pretrained)
+    writer = {"onnx": _write_onnx, "openvino": _write_openvino, "pte": _write_pte}[format]
+    fields = writer(model, path, resolution, batch, opset if format == "onnx" else variant, tolerance, overwrite)
+    shape = ("N" if batch is None else batch, 3, resolution, resolution)
+    size = sum(p.stat().st_size for p in _outputs(path, format))
+    return ExportReport(path, format, shape, variant=variant, file_bytes=size, **fields)
+
+
+def _verify(model: "nn.Module", path: Path, backend: str, resolution: int, batch: "int | None",
+            tolerance: float, relative: float = 0.0) -> dict[str, Any]:
+    """Worst |logit difference| between the written file and the eager model over the checked batch sizes, held
+    to `tolerance`, or to `relative` times the largest |logit| where that is larger."""
+    import numpy as np
+    import torch
+
+    batches = VERIFY_BATCHES if batch is None else (batch,)
+    engine, worst, largest = file_engine(path, backend), 0.0, 0.0
+    for size in batches:
+        x = torch.randn(size, 3, resolution, resolution, generator=torch.Generator().manual_seed(size))
+        with torch.inference_mode():
+            expected = model(x).numpy()
+        worst = max(worst, float(np.abs(engine.run(x.numpy()) - expected).max()))
+        largest = max(largest, float(np.abs(expected).max()))
+    tolerance = max(tolerance, relative * largest)
+    if not worst <= tolerance:
+        raise TinyNetZooError(f"the exported graph differs from the eager model by {worst:.3g} on the logits "
+                              f"(tolerance {tolerance:.3g}); nothing was written")
+    return {"max_abs_diff": worst, "verified_batches": batches, "tolerance": tolerance}
+
+
+def _place(moves: list[tuple[Path, Path]], overwrite: bool) -> None:
+    """Rename verified temporary files onto their targets, re-checking that none appeared there meanwhile."""
+    _refuse_existing([target for _, target in moves], overwrite)
+    for tmp, target in moves:
+        os.replace(tmp, target)
+
+
 def _export_onnx(model: "nn.Module", resolution: int, batch: "int | None", target: Path, opset: "int | None") -> None:
     import torch
 
@@ -67,75 +175,45 @@ def _export_onnx(model: "nn.Module", resolution: int, batch: "int | None", targe
     program.save(str(target))
 
 
-def _verify(model: "nn.Module", path: Path, backend: str, resolution: int, batch: "int | None",
-            tolerance: float) -> tuple[float, tuple[int, ...]]:
-    """Worst |logit difference| between the written graph and the eager model over the checked batch sizes."""
-    import numpy as np
-    import torch
-
-    batches = VERIFY_BATCHES if batch is None else (batch,)
-    engine, worst = load_engine(backend, path, threads=None), 0.0
-    for size in batches:
-        x = torch.randn(size, 3, resolution, resolution, generator=torch.Generator().manual_seed(size))
-        with torch.inference_mode():
-            expected = model(x).numpy()
-        worst = max(worst, float(np.abs(engine.run(x.numpy()) - expected).max()))
-    if not worst <= tolerance:
-        raise TinyNetZooError(f"the exported graph differs from the eager model by {worst:.3g} on the logits "
-                              f"(tolerance {tolerance:g}); nothing was written")
-    return worst, batches
-
-
-def _count_batchnorm(path: Path) -> int:
+def _write_onnx(model: "nn.Module", path: Path, resolution: int, batch: "int | None", opset: "int | None",
+                tolerance: float, overwrite: bool) -> dict[str, Any]:
     import onnx
 
-    return sum(node.op_type == "BatchNormalization" for node in onnx.load(str(path)).graph.node)
+    verifier = "onnxruntime" if is_installed("onnxruntime") else "openvino"
+    with temporary_beside(path, ".onnx") as tmp:
+        _export_onnx(fold_batchnorm(model), resolution, batch, tmp, opset)
+        graph = onnx.load(str(tmp))
+        used = next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
+        batchnorm = sum(node.op_type == "BatchNormalization" for node in graph.graph.node)
+        fields = _verify(model, tmp, verifier, resolution, batch, tolerance)
+        _place([(tmp, path)], overwrite)
+    return {**fields, "opset": used, "batchnorm_nodes": batchnorm}
 
 
-def export(model_or_name: Any, path: "str | Path", format: str = "onnx", batch: "int | None" = 1,
-           resolution: "int | None" = None, pretrained: "bool | str" = False, opset: "int | None" = None,
-           tolerance: float = TOLERANCE) -> ExportReport:
-    """Export a model (name, Twist or module) to ONNX or OpenVINO IR, BatchNorm folded, verified against eager.
-
-    batch: a fixed batch size, or None for a dynamic batch axis (then batches 1 and 3 are verified). The
-    file appears only after it passed verification (temporary file in the same directory, then os.replace).
-    """
-    choice("export format", format, FORMATS)
-    if batch is not None:
-        integer("batch (None for a dynamic batch axis)", batch, 1)
-    verifier = "onnxruntime" if format == "onnx" and is_installed("onnxruntime") else "openvino"
-    require(verifier)
-    require_exporter()
-    path = Path(path)
-    model, resolution = prepare(model_or_name, resolution, pretrained)
-    with temporary_beside(ensure_parent_dir(path), ".onnx") as tmp_onnx:
-        _export_onnx(fold_batchnorm(model), resolution, batch, tmp_onnx, opset)
-        import onnx
-        used_opset = next(o.version for o in onnx.load(str(tmp_onnx)).opset_import if o.domain in ("", "ai.onnx"))
-        batchnorm_nodes = _count_batchnorm(tmp_onnx)
-        if format == "onnx":
-            diff, batches = _verify(model, tmp_onnx, verifier, resolution, batch, tolerance)
-            os.replace(tmp_onnx, path)
-        else:
-            diff, batches = _save_openvino(model, tmp_onnx, path, resolution, batch, tolerance)
-    shape = ("N" if batch is None else batch, 3, resolution, resolution)
-    return ExportReport(path, format, shape, used_opset, diff, batches, batchnorm_nodes)
-
-
-def _save_openvino(model: "nn.Module", onnx_path: Path, path: Path, resolution: int, batch: "int | None",
-                   tolerance: float) -> tuple[float, tuple[int, ...]]:
-    """Convert a verified ONNX file to OpenVINO IR (path.xml + path.bin), verify it, then move both into place."""
+def _write_openvino(model: "nn.Module", path: Path, resolution: int, batch: "int | None", variant: str,
+                    tolerance: float, overwrite: bool) -> dict[str, Any]:
+    """OpenVINO IR straight from the torch module (ov.convert_model), saved as path.xml + path.bin."""
     import openvino as ov
 
-    if path.suffix != ".xml":
-        raise InvalidArgumentError(f"an OpenVINO IR path ends in .xml (weights go next to it in .bin), got {path}")
+    converted = openvino_model(model, resolution, batch)
+    batchnorm = sum("BatchNorm" in op.get_type_name() for op in converted.get_ops())
     with temporary_beside(path, ".xml") as tmp_xml:
         tmp_bin = tmp_xml.with_suffix(".bin")
         try:
-            ov.save_model(ov.convert_model(str(onnx_path)), str(tmp_xml), compress_to_fp16=False)
-            result = _verify(model, tmp_xml, "openvino", resolution, batch, tolerance)
-            os.replace(tmp_bin, path.with_suffix(".bin"))
-            os.replace(tmp_xml, path)
+            ov.save_model(converted, str(tmp_xml), compress_to_fp16=False)
+            fields = _verify(model, tmp_xml, "openvino", resolution, batch, tolerance)
+            _place([(tmp_bin, path.with_suffix(".bin")), (tmp_xml, path)], overwrite)
         finally:
             tmp_bin.unlink(missing_ok=True)
-    return result
+    return {**fields, "opset": None, "batchnorm_nodes": batchnorm}
+
+
+def _write_pte(model: "nn.Module", path: Path, resolution: int, batch: int, variant: str, tolerance: float,
+               overwrite: bool) -> dict[str, Any]:
+    """An XNNPACK-lowered ExecuTorch program, run by ExecuTorch's runtime against the eager model."""
+    buffer, batchnorm = lower(fold_batchnorm(model), batch, resolution, variant)
+    with temporary_beside(path, ".pte") as tmp:
+        tmp.write_bytes(buffer)
+        fields = _verify(model, tmp, "executorch", resolution, batch, tolerance, RELATIVE_TOLERANCE.get(variant, 0.0))
+        _place([(tmp, path)], overwrite)
+    return {**fields, "opset": None, "batchnorm_nodes": batchnorm}

@@ -3,7 +3,8 @@
 The family searched is `for_flops(c)` over MAC budgets c (so r, d, w follow the tiny formula). Latency is
 measured, not modelled: starting at 10M MACs the budget doubles until a twist is over the latency budget,
 then the bracket is bisected on log MACs until its ends are within `tolerance`. Each measurement builds the
-twist, exports it (about 5-10 s on 2 cores), compiles it on the backend and times `runs` batch-1 calls.
+twist on the engine (with backend='auto': the winner of the race on the first twist, kept for the rest), which
+may export, convert or lower it (seconds to tens of seconds on 2 cores), and times `runs` batch-1 calls.
 Measurements: 1 + ceil(log2(c*/10M)) while doubling, + ceil(log2(ln 2 / ln(1 + tolerance))) bisecting
 (4 at 5%); about 9 for a budget met near 100M MACs.
 """

@@ -1,4 +1,4 @@
-"""`runtime`: a callable predictor on the fastest installed CPU backend (onnxruntime, OpenVINO or torch)."""
+"""`runtime`: a callable predictor on the fastest installed CPU engine (raced and cached), or on the one named."""
 from __future__ import annotations
 
 import tempfile
@@ -6,13 +6,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..checks import choice, integer
 from ..errors import BackendNotInstalledError, InvalidArgumentError
 from ..system import usable_cores
-from .autoselect import cached_choice, choice_entry, graph_key, measure_candidates, store_choice
-from .backends import OnnxRuntimeEngine, OpenVinoEngine, TorchEngine, installed_backends, require
+from .autoselect import cached_choice, choice_key, graph_key, measure_candidates, store_choice
+from .backends import (BACKENDS, FILE_BACKENDS, FILE_KINDS, THREADED, CompiledTorchEngine, ExecuTorchEngine,
+                       OnnxRuntimeEngine, OpenVinoEngine, TorchEngine, file_engine, file_kind, installed_backends,
+                       openvino_model, require)
 from .export import export, prepare
 
-EXPORTED_SUFFIXES = (".onnx", ".xml")
+FLOAT_DTYPES = ("float16", "float32", "float64")  # numpy input dtypes accepted (converted to float32)
+MAX_THREADS_PER_CORE = 4
+
+
+def _as_array(batch: Any, expected: str) -> tuple[Any, bool]:
+    """(numpy array, whether the input was a torch tensor); anything but a float array or tensor is refused."""
+    import numpy as np
+
+    is_torch = type(batch).__module__.split(".")[0] == "torch"
+    dtype = batch.dtype if is_torch or isinstance(batch, np.ndarray) else None
+    if dtype is None:
+        raise InvalidArgumentError(f"expected a numpy array or torch tensor of shape {expected}, got "
+                                   f"{type(batch).__name__}")
+    if not (batch.is_floating_point() if is_torch else dtype.name in FLOAT_DTYPES):
+        accepted = "torch float dtypes" if is_torch else ", ".join(FLOAT_DTYPES)
+        raise InvalidArgumentError(f"input dtype {dtype} is not accepted: expected float32 ({accepted} are "
+                                   f"converted) holding pixels normalised with the model's mean and std, e.g. by "
+                                   f"tz.transforms(model), of shape {expected}")
+    return (batch.detach().cpu().float().numpy() if is_torch else batch), is_torch
 
 
 @dataclass
@@ -23,7 +44,7 @@ class Predictor:
     backend: str
     threads: "int | None"
     input_shape: tuple  # (batch or None for any, channels, height, width)
-    choice: "dict[str, Any] | None" = field(default=None, repr=False)  # auto: the measurements behind it
+    choice: "dict[str, Any] | None" = field(default=None, repr=False)  # auto: the race behind it
 
     def expected_shape(self) -> str:
         """The accepted input shape as text, N standing for any batch size."""
@@ -33,15 +54,13 @@ class Predictor:
         """Logits of a batch (numpy array or torch tensor, float, NCHW)."""
         import numpy as np
 
-        is_torch = type(batch).__module__.split(".")[0] == "torch"
-        array = batch.detach().cpu().numpy() if is_torch else batch
-        if not isinstance(array, np.ndarray):
-            raise InvalidArgumentError(f"expected a numpy array or torch tensor of shape {self.expected_shape()}, "
-                                       f"got {type(batch).__name__}")
+        array, is_torch = _as_array(batch, self.expected_shape())
         if array.ndim != len(self.input_shape) or any(
                 want is not None and want != got for want, got in zip(self.input_shape, array.shape)):
+            channels = (f"; it has {array.shape[1]} channels where {self.input_shape[1]} (RGB) are expected"
+                        if array.ndim == 4 and array.shape[1] != self.input_shape[1] else "")
             raise InvalidArgumentError(f"input of shape {tuple(array.shape)} does not match the expected shape "
-                                       f"{self.expected_shape()} (float32, NCHW)")
+                                       f"{self.expected_shape()} (float32, NCHW){channels}")
         logits = self.engine.run(np.ascontiguousarray(array, dtype=np.float32))
         if is_torch:
             import torch
@@ -49,80 +68,137 @@ class Predictor:
         return logits
 
 
-def _candidates(file: "Path | None", module: Any, resolution: "int | None",
-                threads: "int | None") -> dict[str, Callable[[], Any]]:
-    """backend:threads configurations worth timing on this machine (1 and all usable cores), by label."""
-    thread_counts = [threads] if threads else sorted({1, usable_cores()})
-    out: dict[str, Callable[[], Any]] = {}
-    for backend in installed_backends():
-        if backend == "torch" and module is not None:
-            out["torch"] = lambda: TorchEngine(module, resolution)
-        elif backend == "onnxruntime" and file is not None and file.suffix == ".onnx":
-            out.update({f"onnxruntime:{t}": (lambda t=t: OnnxRuntimeEngine(file, t)) for t in thread_counts})
-        elif backend == "openvino" and file is not None:
-            out.update({f"openvino:{t}": (lambda t=t: OpenVinoEngine(file, t)) for t in thread_counts})
-    return out
+class _Source:
+    """What engines are built from: an exported file, or a module whose ONNX export and OpenVINO conversion are
+    made once, on demand, in a temporary folder."""
+
+    def __init__(self, file: "Path | None", module: Any, resolution: "int | None", folder: Path) -> None:
+        self.file, self.module, self.resolution, self.folder = file, module, resolution, folder
+        self.made: dict[str, Any] = {}
+
+    def backends(self) -> tuple[str, ...]:
+        """The backends that can run this source."""
+        return FILE_BACKENDS[file_kind(self.file)] if self.file is not None else BACKENDS
+
+    def key(self) -> str:
+        """The architecture key of the cached choice."""
+        return graph_key(self.file, self.module, self.resolution)
+
+    def _made(self, what: str, make: Callable[[], Any]) -> Any:
+        if what not in self.made:
+            self.made[what] = make()
+        return self.made[what]
+
+    def onnx(self) -> Path:
+        """The verified dynamic-batch ONNX export of the module."""
+        return self._made("onnx", lambda: export(self.module, self.folder / "model.onnx", batch=None,
+                                                 resolution=self.resolution).path)
+
+    def engine(self, backend: str, threads: "int | None", batch: int = 1) -> Any:
+        """A ready engine on `backend`."""
+        if self.file is not None:
+            if backend in ("torch", "torch-compile"):
+                raise InvalidArgumentError(f"backend {backend!r} runs a model or a model name, not an exported file; "
+                                           f"use {' or '.join(map(repr, self.backends()))} for it")
+            return file_engine(self.file, backend, threads)
+        if backend in ("executorch", "torch", "torch-compile") and threads is not None:
+            raise InvalidArgumentError(f"backend {backend!r} uses its process-wide thread setting; leave threads=None")
+        if backend == "onnxruntime":
+            return OnnxRuntimeEngine(self.onnx(), threads)
+        if backend == "openvino-onnx":
+            return OpenVinoEngine.from_file(self.onnx(), threads)
+        if backend == "openvino":
+            converted = self._made("openvino", lambda: openvino_model(self.module, self.resolution, None))
+            return OpenVinoEngine.from_module(self.module, self.resolution, threads, converted)
+        if backend == "executorch":
+            return ExecuTorchEngine.from_module(self.module, self.resolution, batch)
+        return (CompiledTorchEngine if backend == "torch-compile" else TorchEngine)(self.module, self.resolution)
 
 
-def _source(model_or_name_or_path: Any, resolution: "int | None", pretrained: "bool | str",
-            ) -> tuple["Path | None", Any, "int | None"]:
+def _source(value: Any, resolution: "int | None", pretrained: "bool | str") -> tuple["Path | None", Any, "int | None"]:
     """(exported file or None, module or None, resolution) for what the caller passed."""
-    value = model_or_name_or_path
-    if isinstance(value, (str, Path)) and Path(value).suffix.lower() in EXPORTED_SUFFIXES:
+    suffix = Path(value).suffix.lower() if isinstance(value, (str, Path)) else ""
+    if suffix in FILE_KINDS or (suffix and Path(value).is_file()):
+        file_kind(value)  # a file of another kind is refused with the accepted extensions
         if not Path(value).is_file():
-            raise InvalidArgumentError(f"no exported model at {value} (expected an .onnx file or OpenVINO .xml)")
+            raise InvalidArgumentError(f"no exported model at {value} (expected {FILE_KINDS[file_kind(value)]})")
         return Path(value), None, resolution
     module, resolution = prepare(value, resolution, pretrained)
     return None, module, resolution
 
 
-def _select(candidates: dict[str, Callable[[], Any]], key: str, cache_dir: Any,
-            remeasure: bool) -> tuple[str, Any, dict[str, Any]]:
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _candidates(source: _Source, allowed: list[str], threads: "int | None",
+                batch: int) -> dict[str, Callable[[], Any]]:
+    """label -> engine builder for every configuration auto races: each threaded backend at 1 thread and at all
+    usable cores (or at `threads`), the others at their own thread setting (left out when `threads` differs)."""
+    counts = [threads] if threads else sorted({1, usable_cores()})
+    out: dict[str, Callable[[], Any]] = {}
+    for backend in allowed:
+        if backend in THREADED:
+            out.update({f"{backend}:{t}": (lambda b=backend, t=t: source.engine(b, t, batch)) for t in counts})
+        elif threads is None or (backend in ("torch", "torch-compile") and _torch_threads() == threads):
+            out[backend] = lambda b=backend: source.engine(b, None, batch)
+    return out
+
+
+def _allowed(source: _Source, candidates: "list[str] | None") -> list[str]:
+    runnable = [b for b in source.backends() if not (source.file is not None and b == "openvino-onnx")]
+    if candidates is None:
+        return [b for b in runnable if b in installed_backends()]
+    for name in candidates:
+        choice("auto candidate", name, runnable)
+        require(name)
+    return list(dict.fromkeys(candidates))
+
+
+def _auto(source: _Source, threads: "int | None", batch: int, candidates: "list[str] | None", cache_dir: Any,
+          remeasure: bool) -> tuple[Any, str, "int | None", dict[str, Any]]:
+    builders = _candidates(source, _allowed(source, candidates), threads, batch)
+    if not builders:
+        raise BackendNotInstalledError("no installed engine runs this model: pip install 'tinynet-zoo[deploy]' "
+                                       "(onnxruntime, openvino) or 'tinynet-zoo[mobile]' (executorch)")
+    key = choice_key(source.key(), batch, threads, list(builders))
     entry = None if remeasure else cached_choice(key, cache_dir)
-    if entry is not None and entry.get("choice") in candidates:
-        return entry["choice"], candidates[entry["choice"]](), {**entry, "cached": True}
-    label, engine, medians = measure_candidates(candidates)
-    entry = choice_entry(label, medians)
-    store_choice(key, entry, cache_dir)
-    return label, engine, {**entry, "cached": False}
+    if entry is not None and entry.get("choice") in builders:
+        label, engine, record = entry["choice"], builders[entry["choice"]](), {**entry, "cached": True}
+    else:
+        label, engine, record = measure_candidates(builders, batch)
+        record.update(threads=threads, candidates=list(builders))
+        store_choice(key, record, cache_dir)
+        record = {**record, "cached": False}
+    backend, _, count = label.partition(":")
+    return engine, backend, int(count) if count else None, record
 
 
 def runtime(model_or_name_or_path: Any, backend: str = "auto", threads: "int | None" = None,
             resolution: "int | None" = None, pretrained: "bool | str" = False,
-            cache_dir: "str | Path | None" = None, remeasure: bool = False) -> Predictor:
-    """A predictor for a model name, Twist, module or exported .onnx/.xml file on a CPU backend.
+            cache_dir: "str | Path | None" = None, remeasure: bool = False, batch: int = 1,
+            candidates: "list[str] | None" = None) -> Predictor:
+    """A predictor for a model spec or an exported .onnx/.xml/.pte file on a CPU backend.
 
-    backend: 'auto' (time every installed backend and thread count briefly at batch 1, keep the fastest;
-    cached per machine and architecture), 'onnxruntime', 'openvino' or 'torch'. threads: intra-op threads
-    for onnxruntime/OpenVINO (default: the backend's own; with 'auto', 1 and all cores are tried). Models
-    are exported with a dynamic batch axis.
+    backend: 'auto' races every installed engine (each threaded one at 1 thread and at all cores) on
+    `batch`-image inputs until the winner is clear, and caches the choice per machine, architecture, batch,
+    threads and candidates (`candidates` limits the race); or one of onnxruntime, openvino (from the torch
+    module), openvino-onnx, executorch, torch, torch-compile. threads: intra-op threads for onnxruntime and
+    OpenVINO (1 to 4 per usable core; default: the engine's own).
     """
     if backend != "auto":
         require(backend)  # an unknown backend gets a close-match suggestion; a missing one names the extra
+    if threads is not None:
+        integer("threads", threads, 1, usable_cores() * MAX_THREADS_PER_CORE)
+    integer("batch", batch, 1)
     file, module, resolution = _source(model_or_name_or_path, resolution, pretrained)
-    if backend == "torch" and module is None:
-        raise InvalidArgumentError("backend 'torch' runs a model or a model name, not an exported file; "
-                                   "use 'onnxruntime' or 'openvino' for it")
     with tempfile.TemporaryDirectory(prefix="tinynet_zoo_") as tmp:
-        if file is None and backend != "torch" and set(installed_backends()) - {"torch"}:
-            file = export(module, Path(tmp) / "model.onnx", batch=None, resolution=resolution).path
+        source = _Source(file, module, resolution, Path(tmp))
         if backend == "auto":
-            candidates = _candidates(file, module, resolution, threads)
-            if not candidates:
-                raise BackendNotInstalledError("no installed engine runs exported files: pip install "
-                                               "'tinynet-zoo[deploy]' (onnxruntime, openvino)")
-            label, engine, choice = _select(candidates, graph_key(file, module, resolution), cache_dir, remeasure)
-            backend, _, count = label.partition(":")
-            threads = int(count) if count else None
+            engine, backend, threads, record = _auto(source, threads, batch, candidates, cache_dir, remeasure)
         else:
-            engine, choice = _engine(backend, file, module, resolution, threads), None
+            engine, record = source.engine(backend, threads, batch), None
         shape = engine.input_shape()
-    return Predictor(engine, backend, threads, shape, choice)
-
-
-def _engine(backend: str, file: "Path | None", module: Any, resolution: "int | None", threads: "int | None") -> Any:
-    if backend == "torch":
-        return TorchEngine(module, resolution)
-    if backend == "onnxruntime" and file is not None and file.suffix != ".onnx":
-        raise InvalidArgumentError(f"onnxruntime reads .onnx files, not {file.name}; use backend='openvino'")
-    return OnnxRuntimeEngine(file, threads) if backend == "onnxruntime" else OpenVinoEngine(file, threads)
+    return Predictor(engine, backend, threads, shape, record)
