@@ -19,6 +19,7 @@ from .core.module import attach_config, build_module
 from .core.registry import DataConfig, Entry, get_entry, split_tag
 from .core.twist import Twist
 from .errors import CheckpointNotFoundError, IncompatibleCheckpointError, InvalidArgumentError, UnknownModelError
+from .timm_entry import register_timm
 from .weights import load
 from .weights.folder import folder_data_config, is_model_folder, read_folder
 from .weights.hub import HUB_PREFIX, download_folder, parse_repo
@@ -132,6 +133,7 @@ def create(spec: Any, pretrained: "bool | str" = False, num_classes: "int | None
             raise InvalidArgumentError(f"a built module is used as it is; {', '.join(changed)} cannot change it "
                                        "(pass a model name, Twist or folder to build a new one)")
         return target.module
+    register_timm()  # building imports timm anyway: the zoo's names join timm's registry (once)
     if target.brings_weights:
         return _from_folder(target, pretrained, num_classes, in_chans, features_only, checkpoint_path, cache_dir,
                             kwargs)

@@ -6,14 +6,18 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..checks import choice, integer, known_keys, probability
-from ..errors import InvalidArgumentError, TinyNetZooError
+from ..errors import InvalidArgumentError, TinyNetZooError, UnknownModelError
 from .arch import Arch
-from .registry import DataConfig
+from .registry import DataConfig, Entry, get_entry
 from .twist import Twist
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
+TWIST_ARCHITECTURE = "tinynet_twist"  # timm's generic entry for any twist (its model_args carry the twist)
+# Catalogued models timm registers itself (a test checks this against timm): their folders load with plain timm.
+TIMM_BUILTIN = frozenset({"tinynet_a", "tinynet_b", "tinynet_c", "tinynet_d", "tinynet_e", "efficientnet_b0",
+                          "efficientnet_lite0"})
 # Keyword arguments passed through to timm's EfficientNet; anything else is a mistake we report.
 MODEL_KWARGS = ("drop_rate", "drop_path_rate", "global_pool")
 FEATURES_KWARGS = ("drop_rate", "drop_path_rate", "out_indices", "feature_location")
@@ -85,3 +89,19 @@ def attach_config(model: "nn.Module", twist: Twist, architecture: str, num_class
         label_names=list(label_names) if label_names is not None else None,
     )
     return model
+
+
+def catalogued(label: "str | None", twist: Twist) -> "Entry | None":
+    """The registry entry a model's label names, if its twist is that entry's own (else None: an uncatalogued twist,
+    e.g. one fine-tuned from a budget)."""
+    try:
+        entry = get_entry(label) if label else None
+    except UnknownModelError:
+        return None
+    return entry if entry is not None and entry.twist == twist else None
+
+
+def timm_architecture(label: "str | None", twist: Twist) -> str:
+    """The timm model name that builds this model: a catalogued entry's timm name, else the generic twist entry."""
+    entry = catalogued(label, twist)
+    return entry.timm_name if entry is not None else TWIST_ARCHITECTURE
