@@ -205,7 +205,8 @@ def _from_folder(target: Target, pretrained: Any, num_classes: "int | None", in_
     if in_chans != saved_chans and saved_chans != 3:
         raise IncompatibleCheckpointError(f"{folder} has {saved_chans} input channels; it can be loaded with "
                                           f"in_chans={saved_chans} (or 3-channel weights adapted)")
-    model = build_module(twist.arch, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    model = build_module(twist.arch, num_classes=num_classes, in_chans=in_chans,
+                         **{**config.get("model_kwargs", {}), **kwargs})  # the saved global_pool, unless overridden
     load_state(model, state, 3 if in_chans == saved_chans else in_chans,  # adapt only 3-channel weights
                new_head=num_classes != saved)
     return attach_config(model, twist, config.get("architecture") or "twist", num_classes, in_chans,
