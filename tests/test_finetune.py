@@ -271,7 +271,7 @@ def test_save_and_load_pretrained_round_trip(tmp_path):
     model.pretrained_cfg["label_names"] = list("abcdefg")
     tz.save_pretrained(model, tmp_path / "m", metrics={"val_top1": 12.5})
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["twist"] == twist.to_dict() and config["num_classes"] == 7 and config["classes"] == list("abcdefg")
+    assert config["twist"] == twist.to_dict() and config["num_classes"] == 7 and config["label_names"] == list("abcdefg")
     again = tz.load_pretrained(tmp_path / "m")
     assert torch.equal(_logits(model, 48), _logits(again, 48))
     assert again.pretrained_cfg["input_size"] == (3, 48, 48)

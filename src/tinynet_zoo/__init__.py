@@ -1,16 +1,19 @@
 """tinynet_zoo: TinyNets (Han et al. 2020, "Model Rubik's Cube") and a formula for any MAC budget.
 
-Importing the package is cheap: torch and timm load only when a model is built or counted.
+Importing the package is cheap: torch and timm load only when a model is built. The zoo's names join timm's
+registry on the first `create`, on `register_timm()`, or at import when timm is already imported.
 """
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
     "create": "factory",
+    "register_timm": "timm_entry",
     "load_pretrained": "factory",
     "resolve": "factory",
     "Target": "factory",
@@ -58,3 +61,7 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
+
+
+if "timm" in sys.modules:  # timm is paid for already: register the zoo's names in its registry now
+    __getattr__("register_timm")()

@@ -19,6 +19,7 @@ from .core.module import attach_config, build_module
 from .core.registry import DataConfig, Entry, get_entry, split_tag
 from .core.twist import Twist
 from .errors import CheckpointNotFoundError, IncompatibleCheckpointError, InvalidArgumentError, UnknownModelError
+from .timm_entry import register_timm
 from .weights import load
 from .weights.folder import folder_data_config, is_model_folder, read_folder
 from .weights.hub import HUB_PREFIX, download_folder, parse_repo
@@ -132,6 +133,7 @@ def create(spec: Any, pretrained: "bool | str" = False, num_classes: "int | None
             raise InvalidArgumentError(f"a built module is used as it is; {', '.join(changed)} cannot change it "
                                        "(pass a model name, Twist or folder to build a new one)")
         return target.module
+    register_timm()  # building imports timm anyway: the zoo's names join timm's registry (once)
     if target.brings_weights:
         return _from_folder(target, pretrained, num_classes, in_chans, features_only, checkpoint_path, cache_dir,
                             kwargs)
@@ -203,7 +205,8 @@ def _from_folder(target: Target, pretrained: Any, num_classes: "int | None", in_
     if in_chans != saved_chans and saved_chans != 3:
         raise IncompatibleCheckpointError(f"{folder} has {saved_chans} input channels; it can be loaded with "
                                           f"in_chans={saved_chans} (or 3-channel weights adapted)")
-    model = build_module(twist.arch, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    model = build_module(twist.arch, num_classes=num_classes, in_chans=in_chans,
+                         **{**config.get("model_kwargs", {}), **kwargs})  # the saved global_pool, unless overridden
     load_state(model, state, 3 if in_chans == saved_chans else in_chans,  # adapt only 3-channel weights
                new_head=num_classes != saved)
     return attach_config(model, twist, config.get("architecture") or "twist", num_classes, in_chans,

@@ -1,15 +1,30 @@
-"""`Arch`: the concrete block list of a Twist, decoded with timm's arch-def helpers."""
+"""`Arch`: the concrete block list of a Twist, and the integer arithmetic that decodes it: timm's depth rounding
+(`depth_trunc`), `make_divisible` and `round_channels`, in pure Python so that counting MACs, `for_flops` and the
+catalogue never import torch or timm. This is the one place the package computes what timm also computes;
+tests/test_timm_parity.py checks it against timm's `decode_arch_def`, `round_channels` and built modules for every
+registry entry, both bases, every rule set and random twists. Modules are still built only by timm
+(`core/module.py`)."""
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from ..errors import TinyNetZooError
 from .bases import Base, Rules, get_base
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: "int | None" = None, round_limit: float = 0.9) -> int:
+    """timm's `make_divisible`: the nearest multiple of divisor (at least min_value), never 10% below value."""
+    min_value = min_value or divisor
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < round_limit * value else rounded
+
+
+def round_channels(channels: int, multiplier: float = 1.0, divisor: int = 8) -> int:
+    """timm's `round_channels`: channels scaled by a width multiplier, made divisible."""
+    return make_divisible(channels * multiplier, divisor) if multiplier else channels
 
 
 class Block(NamedTuple):
@@ -37,22 +52,11 @@ class Arch:
     stem_chs: int
     head_chs: int
     blocks: tuple[Block, ...]
-    block_args: tuple  # timm's decoded per-stage block kwargs (copied before building)
+    depths: tuple[int, ...]  # blocks per stage
     memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-
-    def timm_block_args(self) -> list[list[dict[str, Any]]]:
-        """A fresh copy of the decoded block kwargs (timm's builder mutates what it is given)."""
-        return copy.deepcopy([list(stage) for stage in self.block_args])
-
-    @property
-    def depths(self) -> tuple[int, ...]:
-        """Blocks per stage."""
-        return tuple(len(stage) for stage in self.block_args)
 
 
 def _head_channels(base: Base, rules: Rules, w: float) -> int:
-    from timm.models._efficientnet_builder import round_channels
-
     scaled = round_channels(base.head_channels, w, base.channel_divisor)
     return {"max": max(base.head_channels, scaled), "scaled": scaled, "fixed": base.head_channels}[rules.head]
 
@@ -64,37 +68,30 @@ class _Slot(NamedTuple):
     kernel: int
     stride: int
     se_ratio: float
-    noskip: bool
 
 
 def stage_repeats(base: Base, rules: Rules, d: float) -> tuple[int, ...]:
-    """Blocks per stage at depth multiplier d, by timm's depth_trunc rule (checked against timm on decode)."""
+    """Blocks per stage at depth multiplier d: timm's `depth_trunc` ('round': nearest, at least 1; 'ceil'), the
+    first and last stage kept when the rules fix them."""
     scale = (lambda n: max(1, round(n * d))) if rules.repeats == "round" else (lambda n: math.ceil(n * d))
     last = len(base.stages) - 1
     return tuple(stage.repeats if rules.fix_first_last and i in (0, last) else scale(stage.repeats)
                  for i, stage in enumerate(base.stages))
 
 
-_DECODED: dict[tuple, tuple] = {}
+_DECODED: dict[tuple, tuple[_Slot, ...]] = {}
 
 
-def _stages(base: Base, rules: Rules, d: float) -> tuple[tuple, tuple[_Slot, ...]]:
-    """timm's decoded block kwargs (shared, never mutated) and their skeleton, cached by blocks per stage."""
-    key = (base.name, rules.name, stage_repeats(base, rules, d))
+def _slots(base: Base, repeats: tuple[int, ...]) -> tuple[_Slot, ...]:
+    """The block skeleton for given blocks per stage (what timm's `decode_arch_def` gives), cached."""
+    key = (base.name, repeats)
     found = _DECODED.get(key)
-    if found is not None:
-        return found
-    from timm.models._efficientnet_builder import decode_arch_def
-
-    stages = decode_arch_def(base.arch_def(), d, depth_trunc=rules.repeats, fix_first_last=rules.fix_first_last)
-    if tuple(len(stage) for stage in stages) != key[2]:
-        raise TinyNetZooError(f"timm decoded depth {d} differently from stage_repeats {key[2]}: timm changed")
-    slots = tuple(
-        _Slot(ba["block_type"], stage_idx, ba.get("exp_ratio", 1.0), ba["dw_kernel_size"],
-              ba["stride"] if idx == 0 else 1,  # timm's builder strides only a stage's first block
-              ba.get("se_ratio") or 0.0, bool(ba.get("noskip", False)))
-        for stage_idx, stage in enumerate(stages) for idx, ba in enumerate(stage))
-    found = _DECODED[key] = (tuple(tuple(stage) for stage in stages), slots)
+    if found is None:
+        found = _DECODED[key] = tuple(
+            _Slot(stage.block, index, float(stage.expand) if stage.block == "ir" else 1.0, stage.kernel,
+                  stage.stride if block == 0 else 1,  # timm's builder strides only a stage's first block
+                  stage.se)
+            for index, (stage, count) in enumerate(zip(base.stages, repeats)) for block in range(count))
     return found
 
 
@@ -108,8 +105,6 @@ def shared_arch(base: Base, rules: Rules, d: float, w: float) -> Arch:
 
     The formula solvers' inner loop: it skips copying, and `Arch.memo` keeps MAC counts per resolution.
     """
-    from timm.models._efficientnet_builder import round_channels
-
     divisor = base.channel_divisor
     widths = tuple(round_channels(c, w, divisor) for c in _stage_channels(base.name))
     stem = base.stem_channels if rules.stem == "fixed" else round_channels(base.stem_channels, w, divisor)
@@ -120,7 +115,7 @@ def shared_arch(base: Base, rules: Rules, d: float, w: float) -> Arch:
     if arch is None:
         if len(_ASSEMBLED) >= _CACHE_LIMIT:
             _ASSEMBLED.clear()
-        arch = _ASSEMBLED[key] = _assemble(base, rules, d, stem, widths, head)
+        arch = _ASSEMBLED[key] = _assemble(base, rules, key[2], stem, widths, head)
     return arch
 
 
@@ -133,18 +128,16 @@ def _stage_channels(base_name: str) -> tuple[int, ...]:
     return tuple(stage.channels for stage in get_base(base_name).stages)
 
 
-def _assemble(base: Base, rules: Rules, d: float, stem: int, widths: tuple[int, ...], head: int) -> Arch:
-    """Concrete blocks for given blocks-per-stage (from d) and integer stage widths."""
-    from timm.layers import make_divisible
-
-    block_args, slots = _stages(base, rules, d)
+def _assemble(base: Base, rules: Rules, repeats: tuple[int, ...], stem: int, widths: tuple[int, ...],
+              head: int) -> Arch:
+    """Concrete blocks for given blocks per stage and integer stage widths (timm's builder's arithmetic)."""
     blocks, in_chs = [], stem
-    for s in slots:
+    for s in _slots(base, repeats):
         out_chs = widths[s.stage]
         mid_chs = make_divisible(in_chs * s.expand) if s.kind == "ir" else in_chs
         se_chs = round(mid_chs * s.se_ratio / s.expand) if s.se_ratio else 0
         blocks.append(Block(s.kind, s.stage, in_chs, mid_chs, out_chs, s.kernel, s.stride, se_chs,
-                            s.stride == 1 and in_chs == out_chs and not s.noskip))
+                            s.stride == 1 and in_chs == out_chs))
         in_chs = out_chs
     return Arch(base=base, rules=rules, d=float("nan"), w=float("nan"), stem_chs=stem, head_chs=head,
-                blocks=tuple(blocks), block_args=block_args)
+                blocks=tuple(blocks), depths=repeats)

@@ -6,14 +6,18 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..checks import choice, integer, known_keys, probability
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, TinyNetZooError, UnknownModelError
 from .arch import Arch
-from .registry import DataConfig
+from .registry import DataConfig, Entry, get_entry
 from .twist import Twist
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
+TWIST_ARCHITECTURE = "tinynet_twist"  # timm's generic entry for any twist (its model_args carry the twist)
+# Catalogued models timm registers itself (a test checks this against timm): their folders load with plain timm.
+TIMM_BUILTIN = frozenset({"tinynet_a", "tinynet_b", "tinynet_c", "tinynet_d", "tinynet_e", "efficientnet_b0",
+                          "efficientnet_lite0"})
 # Keyword arguments passed through to timm's EfficientNet; anything else is a mistake we report.
 MODEL_KWARGS = ("drop_rate", "drop_path_rate", "global_pool")
 FEATURES_KWARGS = ("drop_rate", "drop_path_rate", "out_indices", "feature_location")
@@ -37,26 +41,38 @@ def check_kwargs(kwargs: dict[str, Any], features_only: bool) -> dict[str, Any]:
     return out
 
 
-def build_module(arch: Arch, num_classes: int = 1000, in_chans: int = 3, features_only: bool = False,
-                 **kwargs: Any) -> "nn.Module":
-    """Build timm's EfficientNet (or EfficientNetFeatures) for an Arch; checks arguments first."""
-    integer("num_classes", num_classes, 0)
-    integer("in_chans", in_chans, 1)
-    kwargs = check_kwargs(kwargs, features_only)
+def timm_kwargs(arch: Arch) -> dict[str, Any]:
+    """What timm's EfficientNet needs to build an Arch: block kwargs decoded by timm's own `decode_arch_def` from
+    the base's arch strings, the stem, timm's `round_channels` at the twist's width, activation and norm."""
     import torch.nn as nn
     from timm.layers import get_act_layer
-    from timm.models._efficientnet_builder import round_channels
-    from timm.models.efficientnet import EfficientNet, EfficientNetFeatures
+    from timm.models._efficientnet_builder import decode_arch_def, round_channels
 
-    common = dict(
-        block_args=arch.timm_block_args(),
-        in_chans=in_chans,
+    rules = arch.rules
+    block_args = decode_arch_def(arch.base.arch_def(), arch.d, depth_trunc=rules.repeats,
+                                 fix_first_last=rules.fix_first_last)
+    if tuple(len(stage) for stage in block_args) != arch.depths:
+        raise TinyNetZooError(f"timm decodes depth {arch.d} as {[len(s) for s in block_args]} blocks per stage, "
+                              f"tinynet_zoo as {list(arch.depths)}: timm changed its depth rounding")
+    return dict(
+        block_args=block_args,
         stem_size=arch.stem_chs,
         fix_stem=True,  # the stem width is already decided by the twist's rules
         round_chs_fn=partial(round_channels, multiplier=arch.w, divisor=arch.base.channel_divisor),
         act_layer=get_act_layer(arch.base.act),
         norm_layer=nn.BatchNorm2d,
     )
+
+
+def build_module(arch: Arch, num_classes: int = 1000, in_chans: int = 3, features_only: bool = False,
+                 **kwargs: Any) -> "nn.Module":
+    """Build timm's EfficientNet (or EfficientNetFeatures) for an Arch; checks arguments first."""
+    integer("num_classes", num_classes, 0)
+    integer("in_chans", in_chans, 1)
+    kwargs = check_kwargs(kwargs, features_only)
+    from timm.models.efficientnet import EfficientNet, EfficientNetFeatures
+
+    common = dict(timm_kwargs(arch), in_chans=in_chans)
     if features_only:
         return EfficientNetFeatures(**common, **kwargs)
     return EfficientNet(**common, num_features=arch.head_chs, num_classes=num_classes, **kwargs)
@@ -73,3 +89,19 @@ def attach_config(model: "nn.Module", twist: Twist, architecture: str, num_class
         label_names=list(label_names) if label_names is not None else None,
     )
     return model
+
+
+def catalogued(label: "str | None", twist: Twist) -> "Entry | None":
+    """The registry entry a model's label names, if its twist is that entry's own (else None: an uncatalogued twist,
+    e.g. one fine-tuned from a budget)."""
+    try:
+        entry = get_entry(label) if label else None
+    except UnknownModelError:
+        return None
+    return entry if entry is not None and entry.twist == twist else None
+
+
+def timm_architecture(label: "str | None", twist: Twist) -> str:
+    """The timm model name that builds this model: a catalogued entry's timm name, else the generic twist entry."""
+    entry = catalogued(label, twist)
+    return entry.timm_name if entry is not None else TWIST_ARCHITECTURE

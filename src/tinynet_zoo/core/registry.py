@@ -55,6 +55,11 @@ class Entry:
         if self.data_config is None:
             object.__setattr__(self, "data_config", DataConfig(resolution=self.twist.resolution))
 
+    @property
+    def timm_name(self) -> str:
+        """The name in timm's registry: the canonical name, or its '-'-free alias ('efficientnet_bm2')."""
+        return next(name for name in (self.name, *self.aliases) if "-" not in name)
+
 
 _PAPER = "Han et al. 2020, Table 2 (FLOPs are MACs)"
 

@@ -1,5 +1,13 @@
-"""The model folder: model.safetensors + config.json (twist, base, classes, data config) + a model card, which
-re-creates any size exactly (`create(folder)`, `load_pretrained`); the unit shared on the Hugging Face hub."""
+"""The model folder: model.safetensors + config.json + a model card, which re-creates any size exactly
+(`create(folder)`, `load_pretrained`); the unit shared on the Hugging Face hub.
+
+config.json is timm's hub format (format 2): `architecture`, `num_classes`, `num_features`, `label_names`,
+`model_args` and a `pretrained_cfg` holding only keys timm accepts, so `timm.create_model("local-dir:DIR")` and
+`("hf-hub:user/repo")` load it; the zoo's twist record sits beside them. Catalogued models timm also registers
+(tinynet_a..e, efficientnet_b0, efficientnet_lite0) are written under that name and load with plain timm; any other
+twist is `tinynet_twist` with the twist in `model_args` (timm needs `tinynet_zoo.register_timm()` for it). Folders of
+format 1 (the zoo's own keys: twist, in_chans, classes, data_config) are still read.
+"""
 from __future__ import annotations
 
 import json
@@ -10,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..core.module import TIMM_BUILTIN, TWIST_ARCHITECTURE, catalogued, timm_architecture
 from ..core.registry import DataConfig
 from ..core.twist import Twist
 from ..checks import boolean
@@ -24,11 +33,16 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 OUR_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)  # everything a model folder of ours holds
-FORMAT = 1
+FORMAT = 2  # 2: timm's hub config plus the twist; 1: the zoo's own keys (still read)
+
+
+def _pool_type(model: "nn.Module") -> str:
+    return getattr(getattr(model, "global_pool", None), "pool_type", "avg")
 
 
 def model_config(model: "nn.Module") -> dict[str, Any]:
-    """What config.json records for a model made by `tinynet_zoo.create` (or fine-tuned from one)."""
+    """What config.json records for a model made by `tinynet_zoo.create` (or fine-tuned from one): timm's hub
+    config (architecture, num_classes, num_features, label_names, model_args, pretrained_cfg) and the twist."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
     if "twist" not in cfg:
         raise InvalidArgumentError("only models made by tinynet_zoo.create can be saved this way (their "
@@ -39,14 +53,24 @@ def model_config(model: "nn.Module") -> dict[str, Any]:
     if labels is not None and len(labels) != model.num_classes:
         raise InvalidArgumentError(f"the model has {model.num_classes} classes but {len(labels)} label names; "
                                    "give one name per class")
-    return {
-        "library": "tinynet_zoo", "format": FORMAT,
-        "architecture": cfg.get("architecture"), "twist": cfg["twist"],
-        "num_classes": model.num_classes, "in_chans": size[0],
-        "classes": cfg.get("label_names"),
-        "data_config": {"resolution": size[-1], "crop_pct": cfg["crop_pct"], "interpolation": cfg["interpolation"],
-                        "mean": list(cfg["mean"]), "std": list(cfg["std"])},
-    }
+    twist = Twist.from_dict(cfg["twist"])
+    architecture = timm_architecture(cfg.get("architecture"), twist)
+    model_args: dict[str, Any] = {"twist": twist.to_dict()} if architecture == TWIST_ARCHITECTURE else {}
+    if size[0] != 3:
+        model_args["in_chans"] = size[0]
+    if _pool_type(model) != "avg":
+        model_args["global_pool"] = _pool_type(model)
+    config: dict[str, Any] = {"architecture": architecture, "num_classes": model.num_classes,
+                              "num_features": model.num_features}
+    if labels is not None:
+        config["label_names"] = list(labels)
+    if model_args:
+        config["model_args"] = model_args
+    config["pretrained_cfg"] = {
+        "input_size": list(size), "interpolation": cfg["interpolation"], "crop_pct": cfg["crop_pct"],
+        "crop_mode": "center", "mean": list(cfg["mean"]), "std": list(cfg["std"]), "num_classes": model.num_classes,
+        "fixed_input_size": False, "first_conv": "conv_stem", "classifier": "classifier"}
+    return {**config, "library": "tinynet_zoo", "format": FORMAT, "twist": twist.to_dict()}
 
 
 def cpu_state(module: "nn.Module", prefix: str = "") -> dict[str, Any]:
@@ -160,37 +184,71 @@ def _share(folder: Path) -> None:
 
 def _card(config: dict[str, Any]) -> str:
     twist = Twist.from_dict(config["twist"])
-    lines = ["---", "library_name: tinynet_zoo", "tags: [image-classification, tinynet, timm]", "---", "",
-             f"# {config.get('architecture') or 'TinyNet twist'}", "",
+    architecture = config["architecture"]
+    lines = ["---", "library_name: timm", "tags: [image-classification, timm, tinynet_zoo, tinynet]", "---", "",
+             f"# {architecture}", "",
              f"A tinynet_zoo model: {twist} ({twist.macs / 1e6:.1f}M MACs, {twist.params / 1e6:.2f}M params "
              f"at 1000 classes), {config['num_classes']} classes.", "",
-             "```python", "import tinynet_zoo as tz", 'model = tz.create("hf-hub:USER/REPO")', "```", ""]
+             "```python", "import timm",
+             *([] if architecture in TIMM_BUILTIN else ["import tinynet_zoo  # registers its names in timm"]),
+             'model = timm.create_model("hf-hub:USER/REPO", pretrained=True)', "```", "",
+             "or `tinynet_zoo.create(\"hf-hub:USER/REPO\")`.", ""]
     if config.get("metrics"):
         lines += ["Metrics: " + ", ".join(f"{k} = {v}" for k, v in config["metrics"].items()), ""]
     return "\n".join(lines)
 
 
-def read_config(folder: "str | Path") -> dict[str, Any]:
-    """The config.json of a saved model folder, checked."""
-    path = Path(folder) / CONFIG_NAME
+def _load_json(path: Path) -> Any:
     try:
-        config = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except FileNotFoundError as exc:
         raise CheckpointNotFoundError(f"{path} is missing: not a folder written by save_pretrained") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise IncompatibleCheckpointError(f"{path} is not valid JSON: {exc}") from None
     except OSError as exc:
         raise IncompatibleCheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def read_config(folder: "str | Path") -> dict[str, Any]:
+    """The config.json of a saved model folder, checked, in the zoo's terms whichever format wrote it: `twist`,
+    `architecture` (the zoo's name, or 'twist'), `num_classes`, `in_chans`, `classes`, `data_config`,
+    `model_kwargs` (besides everything the file holds)."""
+    path = Path(folder) / CONFIG_NAME
+    config = _load_json(path)
     if not isinstance(config, dict) or config.get("library") != "tinynet_zoo" or "twist" not in config:
         raise IncompatibleCheckpointError(f"{path} was not written by tinynet_zoo (no library/twist fields)")
-    if config.get("format", 0) > FORMAT:
-        raise IncompatibleCheckpointError(f"{path} has format {config['format']}; this tinynet_zoo reads up to "
+    version = config.get("format", 1)
+    if not isinstance(version, int) or version > FORMAT:
+        raise IncompatibleCheckpointError(f"{path} has format {version!r}; this tinynet_zoo reads up to "
                                           f"{FORMAT}: pip install -U tinynet-zoo")
+    if version >= 2:
+        config = _from_timm_config(config, path)
     classes = config.get("classes")
     if classes is not None and len(classes) != config.get("num_classes"):
         raise IncompatibleCheckpointError(f"{path} lists {len(classes)} class names for {config.get('num_classes')} "
                                           "classes; the folder is inconsistent")
     return config
+
+
+def _from_timm_config(config: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A format-2 (timm hub) config in the zoo's terms, its architecture checked against its twist."""
+    try:
+        twist, cfg, args = Twist.from_dict(config["twist"]), config["pretrained_cfg"], config.get("model_args") or {}
+        size = cfg["input_size"]
+        view = dict(config, in_chans=args.get("in_chans", size[0]), classes=config.get("label_names"),
+                    data_config=dict(resolution=size[-1], crop_pct=cfg["crop_pct"], interpolation=cfg["interpolation"],
+                                     mean=cfg["mean"], std=cfg["std"]),
+                    model_kwargs={k: args[k] for k in ("global_pool",) if k in args})
+    except (KeyError, TypeError, IndexError, AttributeError, InvalidArgumentError) as exc:
+        raise IncompatibleCheckpointError(f"{path} is not a valid model config ({type(exc).__name__}: {exc})") from None
+    architecture = config.get("architecture")
+    if architecture == TWIST_ARCHITECTURE and args.get("twist") == config["twist"]:
+        return dict(view, architecture="twist")
+    entry = catalogued(architecture, twist)
+    if entry is None or architecture != entry.timm_name:
+        raise IncompatibleCheckpointError(f"{path}: architecture {architecture!r} (with model_args {args}) does not "
+                                          f"build its twist {twist}; the folder is inconsistent")
+    return dict(view, architecture=entry.name)
 
 
 def is_model_folder(path: "str | Path") -> bool:
