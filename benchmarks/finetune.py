@@ -24,7 +24,8 @@ import torch
 import tinynet_zoo as tz
 from tinynet_zoo.training.data import ImageDataset, export_digits, scan_folder
 from tinynet_zoo.training.config import TrainConfig
-from tinynet_zoo.training.loop import amp_dtype, train
+from tinynet_zoo.training.distributed import amp_dtype
+from tinynet_zoo.training.loop import train
 
 
 def plain_images_per_s(name: str, dataset: ImageDataset, batch_size: int) -> float:

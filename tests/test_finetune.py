@@ -389,7 +389,7 @@ def test_real_lite0_weights_learn_real_digits(tmp_path):
 def test_autocast_modes_train(few_digits, amp):
     import math
 
-    from tinynet_zoo.training.loop import amp_dtype
+    from tinynet_zoo.training.distributed import amp_dtype
     assert amp_dtype("off", torch.device("cpu")) is None
     assert amp_dtype(amp, torch.device("cpu")) == {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     result = tz.finetune(SMALL, few_digits, None, pretrained=False, amp=amp, **QUICK)

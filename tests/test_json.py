@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+import tinynet_zoo as tz
 from tinynet_zoo.cli import build_parser, main
 from tinynet_zoo.files import json_text
 from tinynet_zoo.training.data import export_digits
@@ -34,6 +35,7 @@ def _cases(digits, tmp):
     Image.new("RGB", (80, 60), (200, 120, 40)).save(image)
     search = ["search", "--data", str(digits), "--budgets", "12M,16M", "--trials", "4", "--base-resolution", "48",
               "--epochs", "1", "--out", str(tmp / "search"), "--workers", "0", "--no-progress"]
+    tz.save_pretrained(tz.create("30M", pretrained=False), tmp / "untrained-30M")  # a teacher to fine-tune offline
     return {
         "list": [["list", "tinynet_*"]],
         "info": [["info", "tinynet_b.in1k"], ["info", "50M"]],
@@ -47,6 +49,8 @@ def _cases(digits, tmp):
         "bench": [["bench", "10M", "--backends", "eager,torch", "--runs", "2", "--warmup", "1", "--batch-runs", "0",
                    "--no-progress"]],
         "export": [["export", "10M", "--pretrained", "False", "--out", str(tmp / "m.xml")]],
+        "shrink": [["shrink", "--data", str(digits), "--out", str(tmp / "shrink"), "--teacher", str(tmp / "untrained-30M"), "--budget",
+                    "2.5M", "--epochs", "1", "--no-compare", "--backend", "onnxruntime"]],
     }
 
 

@@ -41,6 +41,9 @@ _EXPORTS = {
     "runtime": "deploy.runtime",
     "for_latency": "deploy.latency",
     "bench": "deploy.bench",
+    "shrink": "shrinking.run",
+    "ShrinkReport": "shrinking.report",
+    "recalibrate_bn": "calibration",
     **{name: "errors" for name in (
         "TinyNetZooError", "InvalidArgumentError", "UnknownNameError", "UnknownModelError", "UnknownTagError",
         "BudgetError", "ChecksumError", "CheckpointNotFoundError", "IncompatibleCheckpointError",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .calibration import batches as calibration_batches
 from .checks import boolean, integer
 from .core.budget import looks_like_budget, parse_budget
 from .core.formula import for_flops
@@ -23,14 +24,13 @@ from .timm_entry import register_timm
 from .weights import load
 from .weights.folder import folder_data_config, is_model_folder, read_folder
 from .weights.hub import HUB_PREFIX, download_folder, parse_repo
-from .weights.inherit import inherited_state
+from .weights.inherit import check_teacher, inherit, measure_activations, teachers_for, weight_importance
 from .weights.load import checkpoint_for, load_state, saved_classes
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
 LOCAL_PREFIX = "local-dir:"
-TEACHER_CLASSES = 1000  # inheritance cuts from ImageNet-1k checkpoints
 KINDS = ("entry", "budget", "twist", "folder", "hub", "module")
 SPEC_HELP = ("a model name (see list_models()), 'name.tag', a MAC budget like '50M', a Twist, a saved model "
              "folder, 'hf-hub:user/repo' or a torch module")
@@ -115,11 +115,14 @@ def resolve(spec: Any) -> Target:
 
 def create(spec: Any, pretrained: "bool | str" = False, num_classes: "int | None" = None,
            in_chans: "int | None" = None, features_only: bool = False, checkpoint_path: "str | Path | None" = None,
-           cache_dir: "str | Path | None" = None, **kwargs: Any) -> "nn.Module":
+           cache_dir: "str | Path | None" = None, inherit_from: Any = None, calibration: Any = None,
+           **kwargs: Any) -> "nn.Module":
     """Build a model spec (name, 'name.tag', budget, Twist, model folder, 'hf-hub:...') as a timm EfficientNet.
 
     pretrained: False, True (the entry's checkpoint, or the tag the name carries), a manifest tag such as
-    'tinynet_b.in1k', or 'inherit' (cut from the nearest larger pretrained model of the same base).
+    'tinynet_b.in1k', or 'inherit': cut from a larger trained network of the same base (`inherit_from`, a model
+    spec such as a fine-tuned folder; default the nearest larger pretrained registry model), keeping the channels
+    that matter most on `calibration` images (a folder or batches; without them, judged from the weights).
     checkpoint_path loads a local file. Folders and hub repos bring their own weights, classes and data config.
     num_classes defaults to the checkpoint's class count (1000 without one); a different count re-initialises
     the classifier. in_chans defaults to 3 (to the saved count for folders).
@@ -139,14 +142,18 @@ def create(spec: Any, pretrained: "bool | str" = False, num_classes: "int | None
                             kwargs)
     boolean("features_only", features_only)
     source = _weights_source(target, pretrained, checkpoint_path)
+    if source != "inherit" and (inherit_from is not None or calibration is not None):
+        raise InvalidArgumentError("inherit_from and calibration choose what pretrained='inherit' cuts from; "
+                                   f"they do not apply to pretrained={pretrained!r}")
+    teacher = _teacher(target.twist, inherit_from, cache_dir) if source == "inherit" else None
     state = None if source in (None, "inherit") else _state(target, source, checkpoint_path, cache_dir)
-    saved = TEACHER_CLASSES if source == "inherit" else saved_classes(state)
+    saved = teacher.num_classes if teacher is not None else saved_classes(state)
     num_classes = integer("num_classes", num_classes if num_classes is not None else saved or 1000, 0)
     in_chans = integer("in_chans", 3 if in_chans is None else in_chans, 1)
     model = build_module(target.twist.arch, num_classes=num_classes, in_chans=in_chans, features_only=features_only,
                          **kwargs)
-    if source == "inherit":
-        state = inherited_state(target.twist, model.state_dict(), cache_dir)
+    if teacher is not None:
+        state = _inherited(teacher, target.twist, model, calibration)
     if state is not None:
         load_state(model, state, in_chans, new_head=saved is not None and num_classes != saved)
     data = target.entry.data_config if target.entry is not None else DataConfig(resolution=target.twist.resolution)
@@ -186,6 +193,39 @@ def _state(target: Target, source: str, checkpoint_path: Any, cache_dir: Any) ->
     if source == "file":
         return load.file_state(checkpoint_path, target.twist.arch)
     return load.checkpoint_state(checkpoint_for(target.entry, source), target.twist.arch, cache_dir)
+
+
+def _teacher(twist: Twist, inherit_from: Any, cache_dir: Any) -> "nn.Module":
+    """The network to inherit from: `inherit_from` (with its weights), else the nearest larger pretrained registry
+    model of the twist's base that can be loaded."""
+    if inherit_from is not None:
+        source = resolve(inherit_from)
+        teacher = create(source) if source.brings_weights else create(source, pretrained=True, cache_dir=cache_dir)
+        check_teacher(Twist.from_dict(teacher.pretrained_cfg["twist"]), twist)
+        return teacher
+    tried, first = [], None
+    for entry in teachers_for(twist):
+        try:
+            return create(entry.name, pretrained=True, cache_dir=cache_dir)
+        except CheckpointNotFoundError as exc:
+            tried.append(entry.checkpoint)
+            first = first or exc
+    raise CheckpointNotFoundError(
+        f"pretrained='inherit' needs a pretrained teacher on {twist.base} of at least {twist.macs:,} MACs; none "
+        f"could be loaded (tried {', '.join(tried) or 'none registered'}). The first: {first}. Fetch one once "
+        f"(`tinynet-zoo download {tried[0] if tried else 'NAME'}`), pass inherit_from=, or train from scratch")
+
+
+def _inherited(teacher: "nn.Module", twist: Twist, student: "nn.Module", calibration: Any) -> dict:
+    """The student's tensors cut from the teacher, channels ranked on calibration images (else by weights)."""
+    teacher_arch = Twist.from_dict(teacher.pretrained_cfg["twist"]).arch
+    means = None
+    if calibration is not None:
+        views = [images for images, _ in calibration_batches(calibration, twist.resolution)]
+        importance, means = measure_activations(teacher, teacher_arch, views)
+    else:
+        importance = weight_importance(teacher.state_dict(), teacher_arch)
+    return inherit(teacher.state_dict(), teacher_arch, student.state_dict(), twist.arch, importance, means)
 
 
 def _from_folder(target: Target, pretrained: Any, num_classes: "int | None", in_chans: "int | None",

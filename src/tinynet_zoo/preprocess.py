@@ -54,8 +54,16 @@ _CHECKS = {
 }
 
 
-def transforms(spec: Any, train: bool = False, **overrides: Any) -> Callable:
-    """timm's preprocessing for a model spec: evaluation (resize, centre crop, normalise) or training augmentation."""
+AUGMENT = {"timm": {}, "light": {"scale": (0.75, 1.0), "hflip": 0.0, "color_jitter": None}}
+
+
+def transforms(spec: Any, train: bool = False, augment: str = "timm", **overrides: Any) -> Callable:
+    """timm's preprocessing for a model spec: evaluation (resize, centre crop, normalise) or training
+    augmentation: 'timm' (its defaults: crops of 8-100%, flips, colour jitter), 'light' (crops of 75-100%, no
+    flips, which would change the meaning of digits and text: what small fine-tuning sets need) or 'none'."""
     from timm.data import create_transform
 
-    return create_transform(**data_config(spec, **overrides), is_training=boolean("train", train))
+    choice("augmentation", augment, (*AUGMENT, "none"))
+    train = boolean("train", train) and augment != "none"
+    return create_transform(**data_config(spec, **overrides), is_training=train,
+                            **(AUGMENT[augment] if train else {}))

@@ -7,8 +7,17 @@ from typing import Any
 
 from .. import __version__
 from ..deploy.bench import BACKENDS as BENCH_BACKENDS
-from ..training.config import AMP_MODES, CHANNELS_LAST_MODES, TrainConfig
-from . import catalog, deploy, search, training
+from ..training.config import AMP_MODES, AUGMENTATIONS, BATCHNORM_MODES, CHANNELS_LAST_MODES, TrainConfig
+from ..training.distill import DISTILL_WEIGHT, TEMPERATURE
+from . import catalog, deploy, search, shrinking, training
+
+
+def _auto(kind: Any) -> Any:
+    """An argparse type that takes 'auto' or a value of `kind`."""
+    def convert(text: str) -> Any:
+        return text if text == "auto" else kind(text)
+    convert.__name__ = kind.__name__
+    return convert
 
 
 class Parser(argparse.ArgumentParser):
@@ -51,7 +60,7 @@ def _finetune(sub: Any) -> None:
                                    "`torchrun --nproc_per_node N` it trains with DistributedDataParallel.")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--data", required=True, help="folder of class sub-folders, or train/ and val/ folders")
-    p.add_argument("--out", default=None, help="run folder: metrics.jsonl, curves.png, last.*, best/")
+    p.add_argument("--out", default=None, help="run folder: run.json, metrics.jsonl, curves.png, checkpoints/, best/")
     p.add_argument("--resume", default=None, help="a run folder (its newest checkpoint) or a checkpoint generation")
     p.add_argument("--overwrite", action="store_true",
                    help="start a new run in a folder that holds one (removes only that run's files)")
@@ -60,13 +69,27 @@ def _finetune(sub: Any) -> None:
                          help="True (default for names), inherit (default for budgets) or a checkpoint tag")
     weights.add_argument("--scratch", action="store_true", help="random initialisation")
     defaults = TrainConfig()
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--epochs", type=int, default=defaults.epochs, help="default: fits the folder's size (3 to 30)")
     p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="per process")
-    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--lr", type=float, default=defaults.lr, help="the classifier's learning rate")
+    p.add_argument("--backbone-lr-scale", type=_auto(float), default=defaults.backbone_lr_scale,
+                   help="backbone rate = lr * this (default auto: 0.1 on trained weights, 1 from scratch)")
+    p.add_argument("--layer-decay", type=_auto(float), default=defaults.layer_decay,
+                   help="per block further from the head (default auto: 0.85 on trained weights, none from scratch)")
     p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     p.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
-    p.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs)
-    p.add_argument("--ema-decay", type=float, default=defaults.ema_decay, help="0 turns EMA off")
+    p.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps, help="default: 10%% of steps, <= 50")
+    p.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs, help="instead of --warmup-steps")
+    p.add_argument("--ema-decay", type=_auto(float), default=defaults.ema_decay,
+                   help="0 turns EMA off; default auto: 0.999 for runs of 1000 steps or more")
+    p.add_argument("--batchnorm", choices=BATCHNORM_MODES, default=defaults.batchnorm,
+                   help="auto: statistics frozen on trained weights with under 5000 images")
+    p.add_argument("--augment", choices=AUGMENTATIONS, default=defaults.augment)
+    p.add_argument("--no-warm-start", action="store_true",
+                   help="do not fit a new head on the frozen features first (the linear probe)")
+    p.add_argument("--teacher", default=None, help="distil from this model (e.g. a folder fine-tuned on the data)")
+    p.add_argument("--distill-weight", type=float, default=DISTILL_WEIGHT, help="share of the loss from the teacher")
+    p.add_argument("--temperature", type=float, default=TEMPERATURE, help="distillation temperature")
     p.add_argument("--amp", choices=AMP_MODES, default=defaults.amp)
     p.add_argument("--channels-last", choices=CHANNELS_LAST_MODES, default=defaults.channels_last)
     p.add_argument("--workers", type=int, default=defaults.workers)
@@ -74,8 +97,9 @@ def _finetune(sub: Any) -> None:
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--resolution", type=int, default=None, help="input pixels (default: the model's own)")
     p.add_argument("--freeze-until", default=None, help="e.g. blocks.4: freeze the stem through that part")
-    p.add_argument("--drop-rate", type=float, default=0.2)
-    p.add_argument("--drop-path-rate", type=float, default=0.1)
+    p.add_argument("--drop-rate", type=float, default=None, help="default: 0 on trained weights, 0.2 from scratch")
+    p.add_argument("--drop-path-rate", type=float, default=None, help="default: 0 on trained weights, 0.1 from "
+                                                                          "scratch")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=training.cmd_finetune)
 
@@ -109,6 +133,27 @@ def _search(sub: Any) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-plot", action="store_true", help="report: skip the PNG")
     p.set_defaults(func=search.cmd_search)
+
+
+def _shrink(sub: Any) -> None:
+    p = sub.add_parser("shrink", help="a small network for your images: teacher, tiny-formula student, inheritance, "
+                                      "distillation, export, report card",
+                       description="Shrink a teacher to a student of --budget MACs (or --latency ms) for the images "
+                                   "in --data; re-running the same command resumes an interrupted run.")
+    p.add_argument("--data", required=True, help="folder of class sub-folders, or train/ and val/ folders")
+    p.add_argument("--out", required=True, help="shrink folder: teacher/, student/, report.json, report.png, ...")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--budget", help="the student's MACs at the data's resolution, e.g. 8M")
+    target.add_argument("--latency", help="the student's batch-1 latency on this CPU, e.g. 3ms")
+    p.add_argument("--teacher", default="efficientnet_lite0", help="a model spec, or a folder fine-tuned on the data")
+    p.add_argument("--epochs", type=int, default=None, help="per training step (default: fits the data's size)")
+    p.add_argument("--resolution", type=int, default=None, help="input pixels (default: the images' own size)")
+    p.add_argument("--no-compare", action="store_true", help="skip the scratch and plain-inheritance students")
+    p.add_argument("--backend", default="auto",
+                   help="engine that times teacher and student: auto (races every installed engine) or one of "
+                        "onnxruntime, openvino, executorch, torch, ...")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=shrinking.cmd_shrink)
 
 
 def _deploy(sub: Any) -> None:
@@ -145,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="tinynet-zoo", description="TinyNet model zoo: catalogue, MACs and the tiny formula.")
     parser.add_argument("--version", action="version", version=f"tinynet-zoo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for group in (_catalog, _finetune, _search, _deploy):
+    for group in (_catalog, _finetune, _search, _shrink, _deploy):
         group(sub)
     for p in sub.choices.values():
         p.add_argument("--json", action="store_true", help="machine-readable output (strict JSON)")

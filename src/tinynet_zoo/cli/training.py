@@ -20,10 +20,13 @@ def cmd_finetune(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
             args.model, args.data, args.out, pretrained=pretrained, val_fraction=args.val_fraction,
             freeze_until=args.freeze_until, resolution=args.resolution, drop_rate=args.drop_rate,
             drop_path_rate=args.drop_path_rate, resume=args.resume, overwrite=args.overwrite,
-            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-            label_smoothing=args.label_smoothing, warmup_epochs=args.warmup_epochs,
-            ema_decay=args.ema_decay or None, amp=args.amp, channels_last=args.channels_last, workers=args.workers,
-            seed=args.seed, progress=not args.no_progress and not args.json)
+            warm_start_head=False if args.no_warm_start else None, teacher=args.teacher,
+            distill_weight=args.distill_weight, temperature=args.temperature,
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, backbone_lr_scale=args.backbone_lr_scale,
+            layer_decay=args.layer_decay, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+            warmup_steps=args.warmup_steps, warmup_epochs=args.warmup_epochs, ema_decay=args.ema_decay or None,
+            batchnorm=args.batchnorm, augment=args.augment, amp=args.amp, channels_last=args.channels_last,
+            workers=args.workers, seed=args.seed, progress=not args.no_progress and not args.json)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_resume_hint(args)) from None
     summary = {k: v for k, v in result.to_dict().items() if k != "history"}

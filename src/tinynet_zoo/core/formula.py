@@ -20,7 +20,7 @@ from ..checks import choice, number
 from ..errors import BudgetError, BudgetWarning, ExtraNotInstalledError, InvalidArgumentError, unknown
 from ..files import write_json_atomic
 from .bases import Base, get_base, get_rules
-from .budget import check_range, format_macs, parse_budget
+from .budget import check_range, describe_macs, format_macs, parse_budget
 from .registry import get_entry
 from .solver import land, land_giant
 from .twist import Twist, check_resolution
@@ -211,9 +211,11 @@ GRID_RATIO = 1.002  # budgets are landed on a log grid 0.2% apart; see for_flops
 
 
 def for_flops(budget: "float | int | str", base: str = "efficientnet_b0", formula: "str | Path | Formula" = "tiny",
-              tolerance: float = 0.01) -> Twist:
+              tolerance: float = 0.01, resolution: "int | None" = None) -> Twist:
     """The Twist a formula gives for a MAC budget, landed on the exact MAC count (within 1%, never above).
 
+    resolution: the pixels r is relative to, for data smaller than the base's (e.g. 64 px images: the base
+    network at 64 px is r = 1, and the supported budgets shrink with its MACs); default the base's own.
     Monotone by construction: the result is the largest landing among grid budgets g <= budget (a log grid
     0.2% apart; each landing is <= its g, so the search stops once the best beats the next g). A budget
     that cannot be met within `tolerance` gets a BudgetWarning saying how close it came.
@@ -221,16 +223,28 @@ def for_flops(budget: "float | int | str", base: str = "efficientnet_b0", formul
     macs = parse_budget(budget)
     base_def = get_base(base)
     number("tolerance", tolerance, 0, 0.5, low_open=True)
-    check_range(macs, MIN_BUDGET, MAX_BUDGET, budget)
+    if resolution is not None:
+        base_def = dataclasses.replace(base_def, resolution=check_resolution(resolution))
     fit = None if formula == "giant" else load_formula(formula)
-    k = int(math.log(macs / MIN_BUDGET) / math.log(GRID_RATIO))
-    while k > 0 and _grid_budget(k) > macs:
+    low = budget_range(base, resolution)[0]
+    lowest, high = budget_range(base, resolution, formula)
+    if resolution is not None and low <= macs < lowest:
+        raise BudgetError(f"budget {describe_macs(macs)} is below the smallest network the formula builds at "
+                          f"{resolution} px (about {describe_macs(lowest)}); choose at least that, or more pixels")
+    check_range(macs, lowest, high, budget)
+    k = int(math.log(macs / low) / math.log(GRID_RATIO))
+    while k > 0 and _grid_budget(k, low) > macs:
         k -= 1
     best: Twist | None = None
     for index in range(k, -1, -1):
-        if best is not None and best.macs >= _grid_budget(index):
+        if best is not None and best.macs >= _grid_budget(index, low):
             break
-        found = _land_grid(index, base_def.name, fit, tolerance)
+        try:
+            found = _land_grid(index, base_def, fit, tolerance, resolution is not None)
+        except BudgetError:  # below the smallest network buildable at these pixels: the best is already found
+            if best is None:
+                raise
+            break
         if best is None or found.macs > best.macs:
             best = found
     assert best is not None
@@ -240,16 +254,55 @@ def for_flops(budget: "float | int | str", base: str = "efficientnet_b0", formul
     return best
 
 
-def _grid_budget(index: int) -> float:
-    return MIN_BUDGET * GRID_RATIO ** index
+def budget_range(base: str = "efficientnet_b0", resolution: "int | None" = None,
+                 formula: "str | Path | Formula | None" = None) -> tuple[float, float]:
+    """The MAC budgets for_flops accepts for a base at `resolution` px: 10M..4G at the base's own pixels, scaled
+    with the base network's MACs at other pixels; given a formula, from the smallest network it builds there."""
+    base_def = get_base(base)
+    if resolution is not None:
+        base_def = dataclasses.replace(base_def, resolution=check_resolution(resolution))
+    scale = _base_macs(base_def) / _base_macs(get_base(base))
+    low, high = MIN_BUDGET * scale, MAX_BUDGET * scale
+    if resolution is None or formula is None or formula == "giant":
+        return low, high
+    fit = load_formula(formula)
+    try:
+        _land_grid(0, base_def, fit, 0.01, True)
+    except BudgetError:  # at few pixels the smallest network the formula builds can be above the scaled range
+        low = _grid_budget(_smallest_index(0, base_def, fit, 0.01), low)
+    return low, high
+
+
+def _smallest_index(index: int, base_def: Base, fit: "Formula | None", tolerance: float) -> int:
+    """The lowest grid index above `index` (which cannot be landed) that lands: doubling, then bisecting."""
+    def lands(i: int) -> bool:
+        try:
+            _land_grid(i, base_def, fit, tolerance, True)
+            return True
+        except BudgetError:
+            return False
+    bad, step = index, 1
+    while not lands(bad + step):
+        bad, step = bad + step, 2 * step
+    good = bad + step
+    while good - bad > 1:
+        middle = (bad + good) // 2
+        bad, good = (bad, middle) if lands(middle) else (middle, good)
+    return good
+
+
+def _grid_budget(index: int, low: float = MIN_BUDGET) -> float:
+    return low * GRID_RATIO ** index
 
 
 @lru_cache(maxsize=4096)
-def _land_grid(index: int, base: str, fit: "Formula | None", tolerance: float) -> Twist:
-    """The landing for one grid budget: tiny formula up to the base's MACs (or `fit` is None), giant above."""
-    budget, base_def = _grid_budget(index), get_base(base)
-    if fit is not None and fit.resolution is not None and fit.base == base:  # r is relative to the fit's pixels
-        base_def = dataclasses.replace(base_def, resolution=fit.resolution)
+def _land_grid(index: int, base_def: Base, fit: "Formula | None", tolerance: float, fixed: bool = False) -> Twist:
+    """The landing for one grid budget: tiny formula up to the base's MACs (or `fit` is None), giant above.
+    `fixed`: the caller chose the base's pixels, which a fit's own resolution then does not replace."""
+    budget = _grid_budget(index, MIN_BUDGET * _base_macs(base_def) / _base_macs(get_base(base_def.name)))
+    base = base_def.name
+    if fit is not None and fit.resolution is not None and fit.base == base and not fixed:
+        base_def = dataclasses.replace(base_def, resolution=fit.resolution)  # r is relative to the fit's pixels
     base_macs = _base_macs(base_def)
     # each grid landing aims tighter than the tolerance: the result may come from a grid budget below
     aim = tolerance - 2 * (GRID_RATIO - 1)

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..core.formula import MAX_BUDGET, MIN_BUDGET, for_flops
+from ..core.formula import MAX_BUDGET, MIN_BUDGET, budget_range, for_flops
 from ..core.twist import Twist
 from ..errors import BudgetError, InvalidArgumentError
 from .backends import require
@@ -66,18 +66,23 @@ class _Timer:
 
 def for_latency(ms: float, backend: str = "auto", base: str = "efficientnet_b0", formula: Any = "tiny",
                 tolerance: float = 0.05, max_macs: float = MAX_BUDGET, runs: int = 30, warmup: int = 10,
-                cache_dir: Any = None, measure: "Callable[[Twist], float] | None" = None) -> LatencyResult:
+                cache_dir: Any = None, measure: "Callable[[Twist], float] | None" = None,
+                resolution: "int | None" = None) -> LatencyResult:
     """The largest tiny-formula twist (by MACs) whose measured batch-1 median latency is within `ms` milliseconds.
 
-    max_macs caps the search (default 4G); measure replaces the timing (a callable twist -> ms), e.g. a fixed
-    latency model or another harness.
+    max_macs caps the search (default: the top of for_flops' range); resolution fixes the pixels the twists
+    are relative to (as in for_flops, whose budget range then scales with the base network's MACs there);
+    measure replaces the timing (a callable twist -> ms), e.g. a fixed latency model or another harness.
     """
     if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms <= 0:
         raise BudgetError(f"a latency budget is a positive number of milliseconds, got {ms!r}")
     if not 0 < tolerance < 1:
         raise InvalidArgumentError(f"tolerance must be in (0, 1), got {tolerance!r}")
-    if not MIN_BUDGET <= max_macs <= MAX_BUDGET:
-        raise BudgetError(f"max_macs must be within {MIN_BUDGET:.3g} to {MAX_BUDGET:.3g} MACs, got {max_macs!r}")
+    lowest, highest = budget_range(base, resolution, formula)
+    if max_macs == MAX_BUDGET:
+        max_macs = highest
+    if not lowest <= max_macs <= highest:
+        raise BudgetError(f"max_macs must be within {lowest:.3g} to {highest:.3g} MACs, got {max_macs!r}")
     timer = _Timer(backend, runs, warmup, cache_dir) if measure is None else None
     if timer is not None and backend != "auto":
         require(backend)  # unknown or not installed: say so before building anything
@@ -85,16 +90,16 @@ def for_latency(ms: float, backend: str = "auto", base: str = "efficientnet_b0",
     seen: list[tuple[int, float]] = []
 
     def probe(budget: float) -> tuple[Twist, float]:
-        twist = for_flops(budget, base=base, formula=formula)
+        twist = for_flops(budget, base=base, formula=formula, resolution=resolution)
         latency = float(time_twist(twist))
         seen.append((twist.macs, latency))
         return twist, latency
 
-    best, best_ms = probe(MIN_BUDGET)
+    best, best_ms = probe(lowest)
     if best_ms > ms:
         raise BudgetError(f"even the smallest twist ({best.macs / 1e6:.1f}M MACs) takes {best_ms:.3g} ms, over the "
                           f"budget of {ms:g} ms")
-    low, high = MIN_BUDGET, None
+    low, high = lowest, None
     while high is None and low < max_macs:  # double until over budget
         budget = min(2 * low, max_macs)
         twist, latency = probe(budget)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..calibration import IMAGE_EXTENSIONS
 from ..checks import integer, number
 from ..errors import DataError, DataWarning
 from ..preprocess import transforms
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
     import torch.nn as nn
 
 VAL_NAMES = ("val", "valid", "validation", "test")  # accepted names of a held-out folder beside train/
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
 
 @dataclass(frozen=True)
@@ -134,9 +134,10 @@ class ImageDataset:
         return (self.transform(image) if self.transform is not None else image), label
 
 
-def datasets(splits: Splits, model: "nn.Module") -> tuple[ImageDataset, ImageDataset]:
-    """Train (augmented) and val (evaluation transform) datasets for a model's input config."""
-    return (ImageDataset(splits.train, transforms(model, train=True)),
+def datasets(splits: Splits, model: "nn.Module", augment: str = "timm") -> tuple[ImageDataset, ImageDataset]:
+    """Train (augmented: 'timm', 'light' or 'none') and val (evaluation transform) datasets for a model's input
+    config."""
+    return (ImageDataset(splits.train, transforms(model, train=True, augment=augment)),
             ImageDataset(splits.val, transforms(model, train=False)))
 
 

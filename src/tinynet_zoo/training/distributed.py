@@ -1,9 +1,12 @@
-"""Running under torchrun: joining the process group, the device each rank uses, reductions and broadcasts."""
+"""Running under torchrun: joining the process group, the device (and autocast dtype) each rank uses, reductions
+and broadcasts."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
+
+from ..system import cpu_has_fast_bf16
 
 if TYPE_CHECKING:
     import torch
@@ -86,3 +89,18 @@ def all_sum(values: Sequence[float], dist_info: Dist, device: "torch.device") ->
     tensor = torch.tensor(list(values), dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return tensor.tolist()
+
+
+def amp_dtype(mode: str, device: "torch.device") -> "torch.dtype | None":
+    """The autocast dtype a mode means on a device; 'auto' picks what helps there (None: full precision)."""
+    import torch
+
+    if mode == "off":
+        return None
+    if mode == "fp16":
+        return torch.float16
+    if mode == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_fast_bf16() else None

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgumentError, TinyNetZooError
-from ..system import cpu_has_fast_bf16
 from ..weights.folder import save_pretrained
 from .checkpoint import CHECKPOINTS, generations, load_checkpoint, restore, resume_point, save_checkpoint
 from .config import TrainConfig, TrainResult
-from .distributed import Dist, all_sum, barrier, device_for, finish_distributed, init_distributed, sync_buffers
+from .distill import IndexedDataset
+from .distributed import (Dist, all_sum, amp_dtype, barrier, device_for, finish_distributed, init_distributed,
+                          sync_buffers)
+from .optimizer import cross_entropy, param_groups, resolve_config
 from .history import CURVES_NAME, METRICS_NAME, append_row, plot_curves, read_history, write_history
 from .run_folder import RunFolder
 
@@ -28,19 +30,7 @@ if TYPE_CHECKING:
     import torch.nn as nn
 
 
-def amp_dtype(mode: str, device: "torch.device") -> "torch.dtype | None":
-    """The autocast dtype a mode means on a device; 'auto' picks what helps there (None: full precision)."""
-    import torch
 
-    if mode == "off":
-        return None
-    if mode == "fp16":
-        return torch.float16
-    if mode == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_has_fast_bf16() else None
 
 
 @dataclass
@@ -106,8 +96,14 @@ def _loader(dataset: Any, batch_size: int, train: bool, dist_info: Dist, config:
     return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=config.workers, pin_memory=pin)
 
 
+
+
+
+
+
+
 def _setup(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig, out: "Path | None",
-           dist_info: Dist) -> Run:
+           dist_info: Dist, criterion: Any = None) -> Run:
     """Devices, loaders, optimiser (AdamW, no decay on norms/biases), per-step cosine schedule, EMA, loss."""
     import torch
     from timm.optim import create_optimizer_v2
@@ -123,19 +119,20 @@ def _setup(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig
     if channels_last:
         model.to(memory_format=torch.channels_last)
     peak = config.lr * dist_info.world
-    optimizer = create_optimizer_v2(model, "adamw", lr=peak, weight_decay=config.weight_decay)
+    config = config.for_weights(False, len(train_set))  # what is still 'auto' here trains like from scratch
+    optimizer = create_optimizer_v2(param_groups(model, config), "adamw", lr=peak, weight_decay=config.weight_decay)
     train_loader = _loader(train_set, batch_size, True, dist_info, config, pin)
-    steps = len(train_loader)
-    scheduler = CosineLRScheduler(optimizer, t_initial=config.epochs * steps, lr_min=peak * 1e-2,
-                                  warmup_t=int(config.warmup_epochs * steps), warmup_lr_init=peak * 1e-2,
-                                  t_in_epochs=False)
+    config = resolve_config(config, len(train_set) // dist_info.world, len(train_loader))
+    scheduler = CosineLRScheduler(optimizer, t_initial=config.epochs * len(train_loader), lr_min=peak * 1e-2,
+                                  warmup_t=config.warmup_steps, warmup_lr_init=peak * 1e-2, t_in_epochs=False)
     return Run(model=model, config=config, dist=dist_info, device=device, dtype=dtype, channels_last=channels_last,
                out=out, train_loader=train_loader, val_loader=_loader(val_set, batch_size, False, dist_info, config,
                                                                        pin),
                optimizer=optimizer, scheduler=scheduler,
                scaler=torch.amp.GradScaler(device.type) if dtype == torch.float16 else None,
                ema=ModelEmaV3(model, decay=config.ema_decay, use_warmup=True) if config.ema_decay else None,
-               criterion=torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), peak_lr=peak)
+               criterion=criterion.to(device) if criterion is not None else cross_entropy(config.label_smoothing),
+               peak_lr=peak)
 
 
 def _resume(run: Run, resume: "str | Path") -> None:
@@ -199,14 +196,19 @@ def _train_epoch(run: Run, epoch: int) -> dict[str, float]:
         run.train_loader.generator.manual_seed(run.config.seed + epoch)
     _seed_everything(run.config.seed + epoch + 1)  # augmentation (torch and python RNGs), dropout
     run.net.train()
+    if run.config.batchnorm == "frozen":  # statistics stay the pretrained ones; scales and shifts still learn
+        for module in run.model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
     loss_sum = seen = 0.0
     tic = time.perf_counter()
     bar = tqdm(run.train_loader, desc=f"epoch {epoch + 1}/{run.config.epochs}", leave=False,
                disable=not (run.config.progress and run.dist.main))
-    for step, (images, targets) in enumerate(bar):
-        images, targets = _inputs(images, targets, run.device, run.channels_last)
+    for step, batch in enumerate(bar):
+        images, targets = _inputs(batch[0], batch[1], run.device, run.channels_last)
         with torch.autocast(run.device.type, dtype=run.dtype or torch.float32, enabled=run.dtype is not None):
-            loss = run.criterion(run.net(images), targets)
+            logits = run.net(images)
+        loss = run.criterion(logits, targets, images, batch[2] if len(batch) > 2 else None)
         if not torch.isfinite(loss):
             raise TinyNetZooError(f"training diverged at epoch {epoch + 1}, step {step + 1} (loss {loss.item()}); "
                                   f"lower the learning rate (now {run.config.lr})")
@@ -218,7 +220,7 @@ def _train_epoch(run: Run, epoch: int) -> dict[str, float]:
     loss_sum, seen = all_sum([loss_sum, seen], run.dist, run.device)
     run.train_s += seconds
     run.seen += seen
-    return {"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"], "train_loss": loss_sum / max(seen, 1),
+    return {"epoch": epoch + 1, "lr": max(g["lr"] for g in run.optimizer.param_groups), "train_loss": loss_sum / max(seen, 1),
             "train_images_per_s": seen / max(seconds, 1e-9)}
 
 
@@ -337,13 +339,14 @@ def _result(run: Run, began: float) -> TrainResult:
 
 def train(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig | None = None,
           out_dir: "str | Path | None" = None, resume: "str | Path | None" = None,
-          extra_meta: dict[str, Any] | None = None, overwrite: bool = False) -> TrainResult:
+          extra_meta: dict[str, Any] | None = None, overwrite: bool = False, loss: Any = None) -> TrainResult:
     """Train `model` on `train_set`, validating on `val_set` every epoch; under torchrun, with DDP.
 
     With out_dir (default: the folder being resumed), rank 0 locks it and writes run.json, metrics.jsonl,
     curves.png, a checkpoint generation every epoch (checkpoints/epoch-NNNN, committed in one rename) and the
     best weights as a shareable folder out_dir/best. A folder holding another run is refused unless resuming
-    it or overwrite=True.
+    it or overwrite=True. `loss` (e.g. a `Distillation`) replaces the cross-entropy: it is called as
+    loss(logits, targets, images, indices), and the training items then carry their indices.
     """
     import torch
 
@@ -351,7 +354,9 @@ def train(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig 
     dist_info = init_distributed()
     folder = _claim(model, out, resume, overwrite, dist_info)
     try:
-        run = _setup(model, train_set, val_set, config or TrainConfig(), out, dist_info)
+        if loss is not None:
+            train_set = IndexedDataset(train_set)
+        run = _setup(model, train_set, val_set, config or TrainConfig(), out, dist_info, loss)
         if resume is not None:
             _resume(run, resume)
         run.net = model

@@ -1,0 +1,150 @@
+"""`shrink`: a small network for your images. Fine-tune (or take) a teacher, choose the student's twist by the tiny
+formula at the data's resolution, inherit the teacher's most important channels, distil, export, and compare the
+student with the same twist trained from scratch and from plain (leading-slice) inheritance."""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from ..calibration import list_images
+from ..checks import number
+from ..core.formula import for_flops
+from ..deploy.latency import for_latency
+from ..core.twist import Twist, check_resolution
+from ..errors import BudgetError, InvalidArgumentError
+from ..factory import create, resolve
+from ..files import ensure_writable_dir
+from ..training.checkpoint import generations
+from ..training.data import datasets, scan_folder
+from ..training.finetune import finetune
+from ..training.loop import evaluate
+from ..weights.folder import save_pretrained
+from ..weights.inherit import check_teacher, inherit, leading_importance
+from .report import ShrinkReport, write_report
+from .state import ShrinkState
+
+
+def data_resolution(data: "str | Path", sample: int = 64) -> int:
+    """The training images' typical size: the median shorter side of up to `sample` images, even, in range."""
+    from PIL import Image
+
+    sides = []
+    for path in list_images(data)[:sample]:
+        try:
+            with Image.open(path) as image:
+                sides.append(min(image.size))
+        except OSError:
+            continue
+    if not sides:
+        raise InvalidArgumentError(f"no readable images in {data}")
+    return check_resolution(max(32, min(1024, 2 * round(statistics.median(sides) / 2))), "data resolution")
+
+
+def _train(spec: Any, data: Path, run: Path, **kwargs: Any) -> dict[str, Any]:
+    """Fine-tune into `run` (resuming its own checkpoints after an interruption); the step's record."""
+    resume = run if generations(run) else None
+    result = finetune(spec, data, run, resume=resume, overwrite=resume is None, progress=False, **kwargs)
+    return {"folder": str(run / "best"), "top1": result.best_top1, "seconds": round(result.wall_s, 1),
+            "epochs": len(result.history)}
+
+
+def _top1(folder: str, data: Path, val_fraction: float, seed: int) -> float:
+    """Validation top-1 of a model folder on the data's held-out split."""
+    import torch
+
+    model = create(Path(folder))
+    _, val = datasets(scan_folder(data, val_fraction=val_fraction, seed=seed), model)
+    return evaluate(model, torch.utils.data.DataLoader(val, batch_size=64))["top1"]
+
+
+def _teacher(spec: Any, data: Path, out: Path, resolution: int, train: dict[str, Any]) -> dict[str, Any]:
+    """A teacher fine-tuned on the data: a folder that already is one, or `spec` fine-tuned now."""
+    target = resolve(spec)
+    classes = len(scan_folder(data, val_fraction=train["val_fraction"], seed=train["seed"]).classes)
+    if target.brings_weights and create(target).num_classes == classes:
+        return {"folder": str(target.location), "top1": _top1(target.location, data, train["val_fraction"],
+                                                              train["seed"]), "seconds": 0.0, "epochs": 0}
+    return _train(spec, data, out / "teacher", resolution=resolution, **train)
+
+
+def parse_latency(latency: Any) -> float:
+    """Milliseconds from 3, 3.0, '3', '3ms' or '0.003s'."""
+    text = str(latency).strip().lower()
+    scale = 1e3 if text.endswith("s") and not text.endswith("ms") else 1.0
+    try:
+        value = float(text.removesuffix("ms").removesuffix("s")) * scale
+    except ValueError:
+        raise BudgetError(f"cannot parse latency {latency!r}; use milliseconds such as 3, '3ms' or '0.003s'") from None
+    return number("latency (ms)", value, 0, low_open=True)
+
+
+def _twist(teacher: Twist, budget: Any, latency: Any, resolution: int, backend: str) -> Twist:
+    """The student's twist: the tiny formula at the data's resolution on the teacher's base, for a MAC budget or
+    (measured on this machine) a batch-1 latency."""
+    teacher_macs = Twist.from_dict({**teacher.to_dict(), "resolution": resolution}).macs
+    if (budget is None) == (latency is None):
+        raise InvalidArgumentError("give the student's budget: MACs such as '8M', or a latency such as '3ms' (one)")
+    if latency is not None:
+        student = for_latency(parse_latency(latency), backend=backend, base=teacher.base, resolution=resolution,
+                              max_macs=teacher_macs).twist
+    else:
+        student = for_flops(budget, base=teacher.base, resolution=resolution)
+    if student.macs >= teacher_macs:
+        raise BudgetError(f"budget {budget!r} gives a student of {student.macs:,} MACs, not smaller than the teacher "
+                          f"({teacher_macs:,} MACs at {resolution} px); choose a smaller budget")
+    return student
+
+
+def _init(twist: Twist, teacher_folder: str, data: Path, folder: Path, plain: bool) -> dict[str, Any]:
+    """The student's starting weights as a model folder: cut from the teacher by importance (measured on the
+    data's images), or by the leading slice (plain inheritance)."""
+    tic = time.perf_counter()
+    if plain:
+        teacher = create(Path(teacher_folder))
+        teacher_arch = Twist.from_dict(teacher.pretrained_cfg["twist"]).arch
+        student = create(twist, num_classes=teacher.num_classes)
+        student.load_state_dict(inherit(teacher.state_dict(), teacher_arch, student.state_dict(), twist.arch,
+                                        leading_importance(teacher_arch)))
+        student.pretrained_cfg["label_names"] = teacher.pretrained_cfg.get("label_names")
+    else:
+        student = create(twist, pretrained="inherit", inherit_from=Path(teacher_folder), calibration=data)
+    save_pretrained(student, folder, overwrite=True)
+    return {"folder": str(folder), "seconds": round(time.perf_counter() - tic, 1)}
+
+
+def shrink(data: "str | Path", out: "str | Path", budget: Any = None, latency: Any = None,
+           teacher: Any = "efficientnet_lite0",
+           epochs: "int | None" = None, resolution: "int | None" = None, base: "str | None" = None,
+           val_fraction: float = 0.2, seed: int = 0, compare: bool = True, backend: str = "auto") -> ShrinkReport:
+    """Shrink `teacher` to a student of `budget` MACs (or `latency` ms) for the images in `data`; resumable per
+    step in `out`.
+
+    Steps: teacher (fine-tuned on the data unless it already is), student twist (tiny formula at the data's
+    resolution), inherited student (channels ranked on the data), distilled student, and with `compare` the same
+    twist from scratch and from plain inheritance for the same epochs; then export and a report card.
+    backend: the engine that times the models ('auto' races every installed one; e.g. 'onnxruntime' is quicker).
+    """
+    data, out = Path(data), ensure_writable_dir(out, "shrink folder (--out)")
+    resolution = check_resolution(resolution) if resolution is not None else data_resolution(data)
+    settings = {"data": str(data.resolve()), "budget": budget, "latency": latency, "teacher": str(teacher),
+                "epochs": epochs,
+                "resolution": resolution, "val_fraction": val_fraction, "seed": seed, "compare": compare,
+                "backend": backend}
+    state = ShrinkState(out, settings)
+    train = {"epochs": epochs, "val_fraction": val_fraction, "seed": seed}
+    tic = time.perf_counter()
+    found = state.step("teacher", lambda: _teacher(teacher, data, out, resolution, train))
+    teacher_twist = Twist.from_dict(create(Path(found["folder"])).pretrained_cfg["twist"])
+    if base is not None and base != teacher_twist.base:
+        check_teacher(teacher_twist, Twist(1.0, 1.0, 1.0, resolution, base))
+    twist = Twist.from_dict(state.step("twist", lambda: _twist(teacher_twist, budget, latency, resolution, backend).to_dict()))
+    state.step("student_init", lambda: _init(twist, found["folder"], data, out / "student-init", plain=False))
+    state.step("student", lambda: _train(out / "student-init", data, out / "student", teacher=Path(found["folder"]),
+                                         **train))
+    if compare:
+        state.step("plain_init", lambda: _init(twist, found["folder"], data, out / "plain-init", plain=True))
+        state.step("plain", lambda: _train(out / "plain-init", data, out / "plain", **train))
+        state.step("scratch", lambda: _train(twist, data, out / "scratch", pretrained=False, **train))
+    return write_report(out, state, twist, teacher_twist, resolution, time.perf_counter() - tic, backend)
