@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tinynet_zoo.cli import models_markdown
+from tinynet_zoo.cli.catalog import models_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -7,10 +7,9 @@ from typing import Sequence
 
 from ..errors import TinyNetZooError
 from ..files import json_text
-from .catalog import models_markdown
 from .parser import build_parser
 
-__all__ = ["build_parser", "main", "models_markdown"]
+__all__ = ["build_parser", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

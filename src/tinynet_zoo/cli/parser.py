@@ -3,13 +3,13 @@ the modules named after their command group (catalog, training, search, deploy).
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import importlib
+from typing import Any, Callable
 
 from .. import __version__
-from ..deploy.bench import BACKENDS as BENCH_BACKENDS
+from ..deploy.backends import BENCH_ROWS as BENCH_BACKENDS
 from ..training.config import AMP_MODES, AUGMENTATIONS, BATCHNORM_MODES, CHANNELS_LAST_MODES, TrainConfig
 from ..training.distill import DISTILL_WEIGHT, TEMPERATURE
-from . import catalog, deploy, search, shrinking, training
 
 
 def _auto(kind: Any) -> Any:
@@ -18,6 +18,14 @@ def _auto(kind: Any) -> Any:
         return text if text == "auto" else kind(text)
     convert.__name__ = kind.__name__
     return convert
+
+
+def _handler(module: str, name: str) -> Callable[[argparse.Namespace], Any]:
+    """A command's handler, imported only when that command runs (so `list` or `formula` load no training code)."""
+    def run(args: argparse.Namespace) -> Any:
+        return getattr(importlib.import_module(f"{__package__}.{module}"), name)(args)
+    run.__name__ = name
+    return run
 
 
 class Parser(argparse.ArgumentParser):
@@ -30,27 +38,27 @@ class Parser(argparse.ArgumentParser):
 def _catalog(sub: Any) -> None:
     p = sub.add_parser("list", help="catalogued model names")
     p.add_argument("pattern", nargs="?", default="*", help="shell wildcard, e.g. 'tinynet_*'")
-    p.set_defaults(func=catalog.cmd_list)
+    p.set_defaults(func=_handler("catalog", "cmd_list"))
     p = sub.add_parser("info", help="everything known about one model")
     p.add_argument("name", metavar="MODEL", help="a name, name.tag, budget, model folder or hf-hub:user/repo")
-    p.set_defaults(func=catalog.cmd_info)
+    p.set_defaults(func=_handler("catalog", "cmd_info"))
     p = sub.add_parser("table", help="the catalogue with r, d, w, resolution, MACs, params, top-1")
-    p.set_defaults(func=catalog.cmd_table)
+    p.set_defaults(func=_handler("catalog", "cmd_table"))
     p = sub.add_parser("formula", help="(r, d, w, resolution) for a MAC budget, tiny vs inverse giant formula")
     p.add_argument("budget", help="MACs: 100e6, 100M or 0.1G")
     p.add_argument("--base", default="efficientnet_b0")
     p.add_argument("--formula", default="tiny", help="tiny, giant or a formula .json file")
-    p.set_defaults(func=catalog.cmd_formula)
+    p.set_defaults(func=_handler("catalog", "cmd_formula"))
     p = sub.add_parser("download", help="prefetch a checkpoint into the cache and verify its sha256")
     p.add_argument("name", help="model name (its default checkpoint) or a tag such as tinynet_b.in1k")
     p.add_argument("--cache-dir", default=None)
-    p.set_defaults(func=catalog.cmd_download)
+    p.set_defaults(func=_handler("catalog", "cmd_download"))
     p = sub.add_parser("predict", help="top ImageNet classes of an image with a pretrained model")
     p.add_argument("name", metavar="MODEL")
     p.add_argument("image")
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--cache-dir", default=None)
-    p.set_defaults(func=catalog.cmd_predict)
+    p.set_defaults(func=_handler("catalog", "cmd_predict"))
 
 
 def _finetune(sub: Any) -> None:
@@ -101,7 +109,7 @@ def _finetune(sub: Any) -> None:
     p.add_argument("--drop-path-rate", type=float, default=None, help="default: 0 on trained weights, 0.1 from "
                                                                           "scratch")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=training.cmd_finetune)
+    p.set_defaults(func=_handler("training", "cmd_finetune"))
 
 
 def _search(sub: Any) -> None:
@@ -132,7 +140,7 @@ def _search(sub: Any) -> None:
     p.add_argument("--retry-failed", action="store_true", help="run trials recorded as failed again")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-plot", action="store_true", help="report: skip the PNG")
-    p.set_defaults(func=search.cmd_search)
+    p.set_defaults(func=_handler("search", "cmd_search"))
 
 
 def _shrink(sub: Any) -> None:
@@ -149,11 +157,13 @@ def _shrink(sub: Any) -> None:
     p.add_argument("--epochs", type=int, default=None, help="per training step (default: fits the data's size)")
     p.add_argument("--resolution", type=int, default=None, help="input pixels (default: the images' own size)")
     p.add_argument("--no-compare", action="store_true", help="skip the scratch and plain-inheritance students")
+    p.add_argument("--distill-weight", type=float, default=None,
+                   help="the teacher's share of the student's loss (0: labels only; default 0.3)")
     p.add_argument("--backend", default="auto",
                    help="engine that times teacher and student: auto (races every installed engine) or one of "
                         "onnxruntime, openvino, executorch, torch, ...")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=shrinking.cmd_shrink)
+    p.set_defaults(func=_handler("shrinking", "cmd_shrink"))
 
 
 def _deploy(sub: Any) -> None:
@@ -169,7 +179,7 @@ def _deploy(sub: Any) -> None:
     p.add_argument("--plot", default=None, help="write latency-vs-MACs to this PNG (needs matplotlib)")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=deploy.cmd_bench)
+    p.set_defaults(func=_handler("deploy", "cmd_bench"))
     p = sub.add_parser("export", help="a verified ONNX, OpenVINO IR or ExecuTorch (.pte) file of a model",
                        description="Export MODEL (a name, name.tag, MAC budget, model folder or hf-hub:user/repo) "
                                    "with BatchNorm folded, verified against the eager model before it is written.")
@@ -182,7 +192,7 @@ def _deploy(sub: Any) -> None:
                    help="weights: True (the checkpoint; default for catalogued names), inherit, a tag, or False")
     p.add_argument("--variant", default="fp32", help="pte only: fp32, fp16 or int8")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file at --out")
-    p.set_defaults(func=deploy.cmd_export)
+    p.set_defaults(func=_handler("deploy", "cmd_export"))
 
 
 def build_parser() -> argparse.ArgumentParser:

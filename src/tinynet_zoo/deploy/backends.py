@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 # openvino: converted from the torch module (ov.convert_model), or read from a .onnx/.xml file;
 # openvino-onnx: always through the verified ONNX export (the route the OpenVINO IR files took before)
 BACKENDS = ("onnxruntime", "openvino", "openvino-onnx", "executorch", "torch", "torch-compile")
+PLAIN = ("eager", "compile-plain", "onnxruntime-plain", "openvino-plain", "executorch-plain")  # bench's plain recipes
+BENCH_ROWS = PLAIN + BACKENDS + ("auto",)  # every row `bench` can measure
 _PACKAGES = {"onnxruntime": ("onnxruntime", "deploy"), "openvino": ("openvino", "deploy"),
              "openvino-onnx": ("openvino", "deploy"), "executorch": ("executorch", "mobile"),
              "torch": ("torch", None), "torch-compile": ("torch", None)}

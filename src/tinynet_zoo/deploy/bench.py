@@ -16,8 +16,7 @@ from ..checks import choice, integer
 from ..files import ensure_parent_dir, write_atomic
 from ..info import model_info
 from ..system import pyplot
-from .backends import BACKENDS as ENGINES
-from .backends import PteForward, installed_backends, require
+from .backends import BENCH_ROWS, PLAIN, PteForward, installed_backends, require
 from .export import export, prepare
 from .pte import lower
 from .runtime import runtime
@@ -27,8 +26,7 @@ from .timing import one_round, summarize
 # eager: torch.inference_mode; compile-plain: torch.compile(model); onnxruntime-plain: torch.onnx.export defaults +
 # InferenceSession(path); openvino-plain: compile_model(convert_model(model, example_input=x), "CPU",
 # {"PERFORMANCE_HINT": "LATENCY"}); executorch-plain: torch.export + XNNPACK lowering + ExecuTorch's runtime
-PLAIN = ("eager", "compile-plain", "onnxruntime-plain", "openvino-plain", "executorch-plain")
-BACKENDS = PLAIN + ENGINES + ("auto",)  # ENGINES: tz.runtime(model, backend=...) for each engine
+BACKENDS = BENCH_ROWS  # the plain recipes, then tz.runtime(model, backend=...) for each engine, then auto
 _NEEDS = {"compile-plain": "torch-compile", "onnxruntime-plain": "onnxruntime", "openvino-plain": "openvino",
           "executorch-plain": "executorch"}
 ROUND_CALLS = 10  # batch-1 calls per backend and round (batch-N: one call per backend and round)
