@@ -7,11 +7,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.flops import count_macs, count_params
 from ..core.twist import Twist
 from ..deploy.export import export
 from ..deploy.runtime import runtime
 from ..deploy.timing import time_calls
 from ..errors import ExtraNotInstalledError
+from ..factory import create
 from ..files import write_atomic, write_json_atomic
 from ..system import pyplot
 from .state import ShrinkState
@@ -22,7 +24,8 @@ LATENCY_WARMUP, LATENCY_RUNS = 10, 50
 
 @dataclass
 class ShrinkReport:
-    """What `shrink` produced: each model's top-1 (percent), MACs, params and batch-1 CPU latency, and its files."""
+    """What `shrink` produced: each model's top-1 (percent), MACs and params (with the data's classifier), batch-1
+    CPU latency, and its files."""
 
     teacher_top1: float
     student_top1: float
@@ -37,7 +40,7 @@ class ShrinkReport:
     resolution: int
     twist: dict[str, Any]
     step_seconds: dict[str, float]
-    wall_s: float
+    wall_s: float  # the steps' seconds added up (over every resumed invocation)
     backend: str = ""
     files: dict[str, str] = field(default_factory=dict)
 
@@ -105,19 +108,22 @@ def _plot(path: Path, report: ShrinkReport) -> "Path | None":
 
 
 def write_report(out: Path, state: ShrinkState, student: Twist, teacher: Twist, resolution: int,
-                 wall_s: float, backend: str = "auto") -> ShrinkReport:
+                 backend: str = "auto") -> ShrinkReport:
     """Export the student, measure latencies (a resumable step), write report.json and report.png."""
     steps = state.data["steps"]
     deployed = state.step("deploy", lambda: _deploy(out, steps, student, resolution, backend))
     teacher_at = Twist.from_dict({**teacher.to_dict(), "resolution": resolution})
+    classes = create(Path(steps["student"]["folder"])).num_classes  # MACs and params with the data's head
     seconds = {name: step["seconds"] for name, step in steps.items() if isinstance(step, dict) and "seconds" in step}
     report = ShrinkReport(
         teacher_top1=steps["teacher"]["top1"], student_top1=steps["student"]["top1"],
         scratch_top1=steps.get("scratch", {}).get("top1"), plain_top1=steps.get("plain", {}).get("top1"),
-        teacher_macs=teacher_at.macs, student_macs=student.macs, teacher_params=teacher_at.params,
-        student_params=student.params,
+        teacher_macs=count_macs(teacher_at.arch, resolution, classes),
+        student_macs=count_macs(student.arch, student.resolution, classes),
+        teacher_params=count_params(teacher_at.arch, classes), student_params=count_params(student.arch, classes),
         teacher_latency_ms=deployed["teacher_latency_ms"], student_latency_ms=deployed["student_latency_ms"],
-        resolution=resolution, twist=student.to_dict(), step_seconds=seconds, wall_s=round(wall_s, 1),
+        resolution=resolution, twist=student.to_dict(), step_seconds=seconds,
+        wall_s=round(sum(seconds.values()), 1),
         backend=deployed["backend"],
         files={"teacher": steps["teacher"]["folder"], "student": steps["student"]["folder"],
                "onnx": deployed["onnx"], "report": str(out / REPORT_NAME)})
