@@ -1,9 +1,10 @@
 """Kill campaign: SIGKILL `tinynet-zoo finetune` at random instants, resume each run, and count what was lost.
 
 For each kill: the run is started, killed after a random delay (uniform over the length of an uninterrupted run,
-so kills land inside epochs and inside saves alike), then resumed with --resume until it finishes. A run counts
-as intact when it resumes, its final weights equal an uninterrupted run's bit for bit, metrics.jsonl has one row
-per epoch, and best/ loads.
+so kills land inside epochs and inside saves alike), then resumed with --resume until it finishes (a run killed
+before its first epoch finished has nothing to resume; it is started again with --overwrite). A run counts as
+intact when it finishes, metrics.jsonl has one row per epoch and best/ loads; identical when its final weights
+equal an uninterrupted run's bit for bit.
 
     python benchmarks/kill_campaign.py --kills 30
 """
@@ -66,7 +67,9 @@ def main() -> None:
         tally["kills"] += 1
         resume = ["--resume", str(out)] if generations(out) else []
         tally["killed_before_first_epoch"] += not resume
-        done = subprocess.run(command(data, model, out) + resume, env=env, capture_output=True, text=True)
+        # nothing finished yet: the folder still belongs to the killed run, so starting again takes --overwrite
+        again = resume or ["--overwrite"]
+        done = subprocess.run(command(data, model, out) + again, env=env, capture_output=True, text=True)
         tally["resumed"] += done.returncode == 0 and bool(resume)
         rows = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] \
             if (out / "metrics.jsonl").is_file() else []

@@ -222,3 +222,11 @@ def test_ctrl_c_prints_one_line_and_exits_130(digits, model_folder, tmp_path):
     assert proc.returncode == 130, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "interrupted; epoch" in lines[0] and f"--resume {tmp_path / 'run'}" in lines[0], err
+
+
+def test_resuming_a_run_killed_before_its_first_epoch_says_to_start_again(tmp_path):
+    from tinynet_zoo.training.checkpoint import resume_point
+
+    (tmp_path / "run.json").write_text("{}")  # a run that started but finished no epoch
+    with pytest.raises(tz.IncompatibleCheckpointError, match="nothing to resume; start it again with --overwrite"):
+        resume_point(tmp_path)

@@ -16,6 +16,7 @@ from ..errors import IncompatibleCheckpointError
 from ..files import json_text
 from ..weights.folder import cpu_state
 from .config import TrainConfig
+from .run_folder import RUN_NAME
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -95,6 +96,9 @@ def resume_point(path: "str | Path") -> Path:
     if (path / WEIGHTS).is_file():
         return path
     found = generations(path)
+    if not found and (path / RUN_NAME).is_file():
+        raise IncompatibleCheckpointError(f"cannot resume from {path}: its run stopped before finishing an epoch, so "
+                                          "there is nothing to resume; start it again with --overwrite")
     if not found:
         raise IncompatibleCheckpointError(f"cannot resume from {path}: it holds no complete checkpoint (expected "
                                           f"{CHECKPOINTS}/epoch-NNNN/ written by `finetune --out {path}`)")
