@@ -211,7 +211,7 @@ CASES = [
     ("train-smoothing", lambda p: tz.TrainConfig(label_smoothing=1), tz.InvalidArgumentError,
      r"label_smoothing must be a finite number in \[0, 1\), got 1"),
     ("train-ema", lambda p: tz.TrainConfig(ema_decay=1.0), tz.InvalidArgumentError,
-     r"ema_decay must be a finite number in \(0, 1\), got 1.0"),
+     r"ema_decay \(or 'auto', or None for no EMA\) must be a finite number in \(0, 1\), got 1.0"),
     ("train-amp", lambda p: tz.TrainConfig(amp="fp8"), tz.UnknownNameError,
      "unknown amp mode 'fp8'; did you mean 'fp16'"),
     ("train-workers", lambda p: tz.TrainConfig(workers=-1), tz.InvalidArgumentError, "workers must be an integer >= 0"),
