@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..core.registry import Entry
 from ..errors import CheckpointNotFoundError, IncompatibleCheckpointError, UnknownTagError
