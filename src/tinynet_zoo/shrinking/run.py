@@ -54,9 +54,9 @@ SMALL_FOLDER_IMAGES, SMALL_FOLDER_BATCH = 5000, 16
 STUDENT_DISTILL_WEIGHT = 0.3
 
 
-def _student_training(data: Path, train: dict[str, Any]) -> dict[str, Any]:
-    """The students' training settings for this folder."""
-    images = len(scan_folder(data, val_fraction=train["val_fraction"], seed=train["seed"]).train)
+def _student_training(splits: Any, train: dict[str, Any]) -> dict[str, Any]:
+    """The students' training settings for this folder's split."""
+    images = len(splits.train)
     return {**train, **STUDENT_TRAINING, **({"batch_size": SMALL_FOLDER_BATCH} if images < SMALL_FOLDER_IMAGES else {})}
 
 
@@ -68,22 +68,22 @@ def _train(spec: Any, data: Path, run: Path, **kwargs: Any) -> dict[str, Any]:
             "epochs": len(result.history)}
 
 
-def _top1(folder: str, data: Path, val_fraction: float, seed: int) -> float:
+def _top1(folder: str, splits: Any) -> float:
     """Validation top-1 of a model folder on the data's held-out split."""
     import torch
 
     model = create(Path(folder))
-    _, val = datasets(scan_folder(data, val_fraction=val_fraction, seed=seed), model)
+    _, val = datasets(splits, model)
     return evaluate(model, torch.utils.data.DataLoader(val, batch_size=64))["top1"]
 
 
-def _teacher(spec: Any, data: Path, out: Path, resolution: int, train: dict[str, Any]) -> dict[str, Any]:
+def _teacher(spec: Any, data: Path, splits: Any, out: Path, resolution: int,
+             train: dict[str, Any]) -> dict[str, Any]:
     """A teacher fine-tuned on the data: a folder that already is one, or `spec` fine-tuned now."""
     target = resolve(spec)
-    classes = len(scan_folder(data, val_fraction=train["val_fraction"], seed=train["seed"]).classes)
-    if target.brings_weights and create(target).num_classes == classes:
-        return {"folder": str(target.location), "top1": _top1(target.location, data, train["val_fraction"],
-                                                              train["seed"]), "seconds": 0.0, "epochs": 0}
+    if target.brings_weights and create(target).num_classes == len(splits.classes):
+        return {"folder": str(target.location), "top1": _top1(target.location, splits), "seconds": 0.0,
+                "epochs": 0}
     return _train(spec, data, out / "teacher", resolution=resolution, **train)
 
 
@@ -155,13 +155,14 @@ def shrink(data: "str | Path", out: "str | Path", budget: Any = None, latency: A
                 "backend": backend, "distill_weight": distill_weight}
     state = ShrinkState(out, settings)
     train = {"epochs": epochs, "val_fraction": val_fraction, "seed": seed}
-    found = state.step("teacher", lambda: _teacher(teacher, data, out, resolution, train))
+    splits = scan_folder(data, val_fraction=val_fraction, seed=seed)  # the one split every step evaluates on
+    found = state.step("teacher", lambda: _teacher(teacher, data, splits, out, resolution, train))
     teacher_twist = Twist.from_dict(create(Path(found["folder"])).pretrained_cfg["twist"])
     if base is not None and base != teacher_twist.base:
         check_teacher(teacher_twist, Twist(1.0, 1.0, 1.0, resolution, base))
     twist = Twist.from_dict(state.step("twist", lambda: _twist(teacher_twist, budget, latency, resolution, backend).to_dict()))
     state.step("student_init", lambda: _init(twist, found["folder"], data, out / "student-init", plain=False))
-    students = _student_training(data, train)
+    students = _student_training(splits, train)
     distil = {"teacher": Path(found["folder"]), "distill_weight": distill_weight} if distill_weight > 0 else {}
     state.step("student", lambda: _train(out / "student-init", data, out / "student", **distil, **students))
     if compare:
