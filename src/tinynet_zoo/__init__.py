@@ -46,7 +46,7 @@ _EXPORTS = {
     "recalibrate_bn": "calibration",
     **{name: "errors" for name in (
         "TinyNetZooError", "InvalidArgumentError", "UnknownNameError", "UnknownModelError", "UnknownTagError",
-        "BudgetError", "ChecksumError", "CheckpointNotFoundError", "IncompatibleCheckpointError",
+        "BudgetError", "ChecksumError", "CheckpointNotFoundError", "HubError", "IncompatibleCheckpointError",
         "UnreadableModelError", "DataError", "ExtraNotInstalledError", "BackendNotInstalledError", "DataWarning",
         "UnverifiedCheckpointWarning", "BudgetWarning")},
 }

@@ -45,6 +45,11 @@ class CheckpointNotFoundError(TinyNetZooError, FileNotFoundError):
     """No checkpoint could be found (not hosted, not cached while offline, or a missing path)."""
 
 
+class HubError(TinyNetZooError, ConnectionError):
+    """The Hugging Face hub could not be reached or refused a request (e.g. an upload); the message says which
+    hub and what to do."""
+
+
 class IncompatibleCheckpointError(TinyNetZooError, ValueError):
     """A checkpoint that does not fit the architecture (missing/unexpected keys, wrong shapes) or is unreadable."""
 

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from ..errors import TinyNetZooError
 from ..files import json_text
+from ..weights.reach import unreachable_reason
 from .parser import build_parser
 
 __all__ = ["build_parser", "main"]
@@ -19,6 +20,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         data, text = args.func(args)
     except TinyNetZooError as exc:
         print(f"tinynet-zoo: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # another library's failed connection (no network, refused, timed out): one line too
+        reason = unreachable_reason(exc)
+        if reason is None:
+            raise
+        print(f"tinynet-zoo: error: a server could not be reached ({reason}); check the network, or set "
+              "HF_HUB_OFFLINE=1 to work from the cache", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C: one line saying what was kept and how to continue
         print(f"tinynet-zoo: interrupted{'; ' + str(exc) if exc.args else ''}", file=sys.stderr)

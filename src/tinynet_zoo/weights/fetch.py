@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import ChecksumError, CheckpointNotFoundError, IncompatibleCheckpointError, UnverifiedCheckpointWarning
 from ..system import cache_root
 from .manifest import HEX64, Checkpoint
+from .reach import hub_download, offline
 
 
 def sha256_file(path: "str | Path") -> str:
@@ -28,13 +29,9 @@ def sha256_file(path: "str | Path") -> str:
     return digest.hexdigest()
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def _how_to_fetch(ckpt: Checkpoint) -> str:
-    return (f"fetch it once with network access (`tinynet-zoo download {ckpt.tag}`), "
-            "or pass checkpoint_path= to a local copy")
+    return (f"fetch it once with network access (`tinynet-zoo download {ckpt.tag}`) and set HF_HUB_OFFLINE=1 "
+            "to work offline, or pass checkpoint_path= to a local copy")
 
 
 def verify(path: "str | Path", ckpt: Checkpoint) -> str:
@@ -69,17 +66,12 @@ def _pypi_path(ckpt: Checkpoint) -> Path:
 
 
 def _hub_path(ckpt: Checkpoint, cache_dir: "str | Path | None") -> Path:
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from functools import partial
 
-    try:
-        return Path(hf_hub_download(ckpt.hf_repo, ckpt.filename, revision=ckpt.revision,
-                                    cache_dir=str(cache_dir) if cache_dir else None))
-    except LocalEntryNotFoundError as exc:
-        raise CheckpointNotFoundError(
-            f"{ckpt.tag} ({ckpt.hf_repo}@{ckpt.revision or 'main'}/{ckpt.filename}) is not in the Hugging Face "
-            f"cache and the hub cannot be reached{' (HF_HUB_OFFLINE is set)' if _offline() else ''}: "
-            f"{_how_to_fetch(ckpt)}") from exc
+    from huggingface_hub import hf_hub_download
+
+    return hub_download(partial(hf_hub_download, ckpt.hf_repo, ckpt.filename), ckpt.hf_repo, ckpt.revision,
+                        ckpt.filename, cache_dir, ckpt.tag, how=_how_to_fetch(ckpt))
 
 
 def _url_path(ckpt: Checkpoint, cache_dir: "str | Path | None") -> Path:
@@ -88,7 +80,7 @@ def _url_path(ckpt: Checkpoint, cache_dir: "str | Path | None") -> Path:
     from torch.hub import download_url_to_file
 
     url = ckpt.fallback_url
-    if _offline() and not url.startswith("file:"):
+    if offline() and not url.startswith("file:"):
         raise CheckpointNotFoundError(f"{ckpt.tag}: offline (HF_HUB_OFFLINE) and not cached: {_how_to_fetch(ckpt)}")
     target = cache_root(cache_dir) / ckpt.tag / url.rsplit("/", 1)[-1]
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +94,7 @@ def _url_path(ckpt: Checkpoint, cache_dir: "str | Path | None") -> Path:
             except OSError as exc:
                 if isinstance(exc, ChecksumError):
                     raise
-                raise CheckpointNotFoundError(f"{ckpt.tag}: could not download {url}: {exc}") from exc
+                raise CheckpointNotFoundError(f"{ckpt.tag}: could not download {url}: {exc}") from None
             finally:
                 partial.unlink(missing_ok=True)
     return target
@@ -115,10 +107,16 @@ def fetch(ckpt: Checkpoint, cache_dir: "str | Path | None" = None) -> Path:
     else:
         try:
             path = _hub_path(ckpt, cache_dir)
-        except CheckpointNotFoundError:
-            if not ckpt.fallback_url:
+        except CheckpointNotFoundError as exc:
+            if not ckpt.fallback_url or (offline() and not ckpt.fallback_url.startswith("file:")):
                 raise
-            path = _url_path(ckpt, cache_dir)
+            hub_error = str(exc)
+            path = None
+        if path is None:
+            try:
+                path = _url_path(ckpt, cache_dir)
+            except CheckpointNotFoundError as exc:  # both failed: say both, without a chained traceback
+                raise CheckpointNotFoundError(f"{hub_error}; the fallback download failed too ({exc})") from None
     verify(path, ckpt)
     return path
 

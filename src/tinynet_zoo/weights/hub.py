@@ -3,11 +3,13 @@ the hub's cache (offline from that cache)."""
 from __future__ import annotations
 
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CheckpointNotFoundError, InvalidArgumentError
+from ..errors import HubError, InvalidArgumentError
 from .folder import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
+from .reach import endpoint, hub_download, unreachable_reason
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -29,16 +31,10 @@ def parse_repo(spec: str) -> tuple[str, "str | None"]:
 def download_folder(spec: str, cache_dir: "str | Path | None" = None) -> Path:
     """The local snapshot of a hub model folder (config.json and model.safetensors), from the cache when offline."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
 
     repo_id, revision = parse_repo(spec)
-    try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME],
-                                      cache_dir=str(cache_dir) if cache_dir else None))
-    except LocalEntryNotFoundError as exc:
-        raise CheckpointNotFoundError(f"{repo_id}@{revision or 'main'} is not in the Hugging Face cache and the hub "
-                                      "cannot be reached (HF_HUB_OFFLINE set or no network); download it once "
-                                      "online") from exc
+    return hub_download(partial(snapshot_download, repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]), repo_id,
+                        revision, CONFIG_NAME, cache_dir, f"{HUB_PREFIX}{repo_id}")
 
 
 def push_to_hub(model: "nn.Module", repo_id: str, private: bool = False, token: str | None = None,
@@ -52,6 +48,28 @@ def push_to_hub(model: "nn.Module", repo_id: str, private: bool = False, token: 
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_pretrained(model, Path(tmp) / "model", metrics=metrics)
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message)
-    return str(getattr(info, "commit_url", info))
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message)
+        except Exception as exc:
+            problem = _push_problem(exc)
+            if problem is None:
+                raise
+        else:
+            return str(getattr(info, "commit_url", info))
+    raise HubError(f"could not push to {repo_id} on the hub ({endpoint()}): {problem}")
+
+
+def _push_problem(exc: Exception) -> "str | None":
+    """What went wrong in an upload, in one line: the hub unreachable, or refused (no token, no write access)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    reason = unreachable_reason(exc)
+    if reason is not None:
+        return (f"the hub cannot be reached ({reason}); nothing was uploaded, push again once online"
+                + (" and with HF_HUB_OFFLINE unset" if reason == "HF_HUB_OFFLINE is set" else ""))
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(exc, HfHubHTTPError) and status in (401, 403):
+        return (f"HTTP {status}, the hub refused the upload: log in with `hf auth login` or pass token= "
+                "(a token with write access to the repo)")
+    return None
