@@ -22,7 +22,8 @@ import timm
 import torch
 
 import tinynet_zoo as tz
-from tinynet_zoo.training.data import ImageDataset, export_digits, scan_folder
+from sample_data import export_digits
+from tinynet_zoo.training.data import ImageDataset, scan_folder
 from tinynet_zoo.training.config import TrainConfig
 from tinynet_zoo.training.distributed import amp_dtype
 from tinynet_zoo.training.loop import train

@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 
 import tinynet_zoo as tz
 from tinynet_zoo.training.checkpoint import generations
-from tinynet_zoo.training.data import export_digits
+from sample_data import export_digits
 
 EPOCHS = 3
 

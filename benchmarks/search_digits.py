@@ -14,7 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
-from tinynet_zoo.training.data import export_digits
+from sample_data import export_digits
 from tinynet_zoo.search.analysis import search_report
 from tinynet_zoo.search.run import run_search
 

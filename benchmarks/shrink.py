@@ -23,7 +23,8 @@ import torch
 
 import tinynet_zoo as tz
 from tinynet_zoo.core.twist import Twist
-from tinynet_zoo.training.data import datasets, export_digits, scan_folder
+from sample_data import export_digits
+from tinynet_zoo.training.data import datasets, scan_folder
 from tinynet_zoo.training.loop import evaluate
 from tinynet_zoo.training.probe import fit_head
 

@@ -11,6 +11,9 @@ from tinynet_zoo.deploy.backends import installed_backends
 from tinynet_zoo.system import usable_cores
 
 from deploy_helpers import TWIST
+from conftest import require_extra
+
+require_extra("deploy")
 
 
 class Sleeper:

@@ -14,6 +14,9 @@ import tinynet_zoo as tz
 from tinynet_zoo.system import usable_cores
 
 from deploy_helpers import RES, small_model
+from conftest import require_extra
+
+require_extra("deploy")
 
 MOST_THREADS = usable_cores() * 4
 

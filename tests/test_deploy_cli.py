@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 import tinynet_zoo as tz
-from conftest import saved_folder_and_hub
+from conftest import require_extra, saved_folder_and_hub
 from tinynet_zoo.cli import main
+
+require_extra("deploy")
 
 SMALL = tz.Twist(0.3, 0.4, 0.35, 48)
 

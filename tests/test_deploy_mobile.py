@@ -7,6 +7,9 @@ import tinynet_zoo as tz
 from tinynet_zoo.deploy import backends
 
 from deploy_helpers import RES, batch_of, eager, shared_export, small_model
+from conftest import require_extra
+
+require_extra("mobile")
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,8 @@ from PIL import Image
 import tinynet_zoo as tz
 from conftest import hub_cache_entry
 from tinynet_zoo.errors import DataWarning
-from tinynet_zoo.training.data import export_digits, scan_folder
+from sample_data import export_digits
+from tinynet_zoo.training.data import scan_folder
 from tinynet_zoo.errors import DataError, IncompatibleCheckpointError, InvalidArgumentError
 
 SMALL = tz.Twist(r=0.3, d=0.5, w=0.5, resolution=32)  # ~2M MACs: trains at hundreds of images/s on a CPU

@@ -10,7 +10,7 @@ from PIL import Image
 import tinynet_zoo as tz
 from tinynet_zoo.cli import build_parser, main
 from tinynet_zoo.files import json_text
-from tinynet_zoo.training.data import export_digits
+from sample_data import export_digits
 
 
 def strict(text):

@@ -8,7 +8,7 @@ import torch
 import tinynet_zoo as tz
 from conftest import saved_folder_and_hub
 from tinynet_zoo.cli import main
-from tinynet_zoo.training.data import export_digits
+from sample_data import export_digits
 
 SMALL = tz.Twist(0.3, 0.4, 0.35, 48)
 KINDS = ["name", "alias", "tag", "budget", "twist", "module", "folder", "hub"]

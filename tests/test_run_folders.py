@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 import tinynet_zoo as tz
 from tinynet_zoo.training import loop
 from tinynet_zoo.training.checkpoint import generations
-from tinynet_zoo.training.data import export_digits
+from sample_data import export_digits
 from tinynet_zoo.files import write_atomic
 from tinynet_zoo.training.run_folder import RunFolder
 

@@ -14,7 +14,7 @@ REAL = dict(base_resolution=48, epochs=1, batch_size=32)
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-    from tinynet_zoo.training.data import export_digits
+    from sample_data import export_digits
     return export_digits(tmp_path_factory.mktemp("digits"), size=32, limit=100)
 
 
@@ -40,7 +40,7 @@ def test_local_backend_real_search(digits, tmp_path):
 
 
 def test_ray_backend_real_search(digits, tmp_path):
-    ray = pytest.importorskip("ray")
+    ray = pytest.importorskip("ray", reason="needs the search extra (ray not installed): pip install -e \".[search]\"")
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never a stray cluster
     try:
         out = tmp_path / "ray"

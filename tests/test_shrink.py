@@ -10,7 +10,7 @@ import tinynet_zoo as tz
 from tinynet_zoo.cli import main
 from tinynet_zoo.core.flops import count_macs
 from tinynet_zoo.shrinking import run as shrink_run
-from tinynet_zoo.training.data import export_digits
+from sample_data import export_digits
 from tinynet_zoo.weights.channels import group_sizes, key_groups
 from tinynet_zoo.weights.inherit import inherit, leading_importance, select, weight_importance
 

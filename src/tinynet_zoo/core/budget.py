@@ -17,6 +17,7 @@ def looks_like_budget(text: str) -> bool:
 
 def parse_budget(budget: "float | int | str") -> float:
     """A budget in MACs from a number or a string such as '100M', '0.1G' or '100e6'."""
+    given = budget
     if isinstance(budget, str):
         match = _PATTERN.match(budget)
         if not match:
@@ -25,7 +26,7 @@ def parse_budget(budget: "float | int | str") -> float:
     if isinstance(budget, bool) or not isinstance(budget, (int, float)):
         raise BudgetError(f"budget must be a number of MACs or a string like '100M', got {budget!r}")
     if not math.isfinite(budget) or budget <= 0:
-        raise BudgetError(f"budget must be a positive, finite number of MACs, got {budget!r}")
+        raise BudgetError(f"budget must be a positive, finite number of MACs, got {given!r}")
     return float(budget)
 
 
