@@ -10,6 +10,7 @@ from PIL import Image
 import tinynet_zoo as tz
 from tinynet_zoo.cli import build_parser, main
 from tinynet_zoo.files import json_text
+from conftest import missing_extra
 from sample_data import export_digits
 
 
@@ -60,8 +61,9 @@ def test_every_command_prints_strict_json(digits, tmp_path, monkeypatch, capsys)
     commands = set(build_parser()._subparsers._group_actions[0].choices)
     assert set(cases) == commands, "a command without a --json case here"
     outputs = {}
+    missing = missing_extra("deploy")  # export and shrink write ONNX / OpenVINO files
     for command, runs in cases.items():
-        for argv in runs:
+        for argv in runs if not (missing and command in ("export", "shrink")) else ():
             assert main([*argv, "--json"]) == 0, (argv, capsys.readouterr().err)
             outputs[" ".join(argv[:2])] = strict(capsys.readouterr().out)
     report = outputs[f"search report"]
@@ -70,6 +72,8 @@ def test_every_command_prints_strict_json(digits, tmp_path, monkeypatch, capsys)
         lines = path.read_text().splitlines() if path.suffix == ".jsonl" else [path.read_text()]
         for line in lines:
             strict(line)
+    if missing:
+        pytest.skip(f"every other command checked; export and shrink {missing}")
 
 
 def test_json_text_writes_non_finite_numbers_as_null():
