@@ -404,40 +404,28 @@ def _overwrite(out: Path, kept: Kept, **extra):
     return None
 
 
-@case("runfolder", "overwrite-user-checkpoints-no-run-json", needles=("no run.json", "nothing was removed"))
-def user_checkpoints(tmp: Path):
-    out = tmp / "out"
-    return _overwrite(out, _user_files(out, "checkpoints/my-epoch-3.pt", "checkpoints/notes.txt"))
+OVERWRITES = {  # case: (into a finished run's folder?, the user's files, needles)
+    "overwrite-user-checkpoints-no-run-json": (False, ("checkpoints/my-epoch-3.pt", "checkpoints/notes.txt"),
+                                               ("no run.json", "nothing was removed")),
+    "overwrite-user-best-no-run-json": (False, ("best/model.onnx", "best/labels.txt"), ("no run.json", "best")),
+    "overwrite-user-metrics-no-run-json": (False, ("metrics.jsonl", "curves.png"), ("no run.json", "metrics.jsonl")),
+    "overwrite-run-with-user-file-in-checkpoints": (True, ("checkpoints/notes.txt",),
+                                                    ("notes.txt", "nothing was removed")),
+    "overwrite-run-with-user-file-in-generation": (True, ("checkpoints/epoch-0001/notes.txt",),
+                                                   ("epoch-0001", "nothing was removed")),
+    "overwrite-run-with-user-file-in-best": (True, ("best/labels.txt",), ("best", "nothing was removed")),
+}
 
 
-@case("runfolder", "overwrite-user-best-no-run-json", needles=("no run.json", "best"))
-def user_best(tmp: Path):
-    out = tmp / "out"
-    return _overwrite(out, _user_files(out, "best/model.onnx", "best/labels.txt"))
+def _overwrite_case(name: str, into_run: bool, files: tuple[str, ...], needles: tuple[str, ...]) -> None:
+    @case("runfolder", name, needles=needles)
+    def run(tmp: Path):
+        out = _run_copy(tmp) if into_run else tmp / "out"
+        return _overwrite(out, _user_files(out, *files))
 
 
-@case("runfolder", "overwrite-user-metrics-no-run-json", needles=("no run.json", "metrics.jsonl"))
-def user_metrics(tmp: Path):
-    out = tmp / "out"
-    return _overwrite(out, _user_files(out, "metrics.jsonl", "curves.png"))
-
-
-@case("runfolder", "overwrite-run-with-user-file-in-checkpoints", needles=("notes.txt", "nothing was removed"))
-def run_user_checkpoint(tmp: Path):
-    out = _run_copy(tmp)
-    return _overwrite(out, _user_files(out, "checkpoints/notes.txt"))
-
-
-@case("runfolder", "overwrite-run-with-user-file-in-generation", needles=("epoch-0001", "nothing was removed"))
-def run_user_generation(tmp: Path):
-    out = _run_copy(tmp)
-    return _overwrite(out, _user_files(out, "checkpoints/epoch-0001/notes.txt"))
-
-
-@case("runfolder", "overwrite-run-with-user-file-in-best", needles=("best", "nothing was removed"))
-def run_user_best(tmp: Path):
-    out = _run_copy(tmp)
-    return _overwrite(out, _user_files(out, "best/labels.txt"))
+for _name, _spec in OVERWRITES.items():
+    _overwrite_case(_name, *_spec)
 
 
 @case("runfolder", "overwrite-malformed-run-json", needles=("run.json", "JSON"))

@@ -107,7 +107,7 @@ def _write(model: "nn.Module", config: ModelConfig, folder: Path, whole: bool) -
                 os.replace(staging / name, folder / name)
     finally:
         if (staging / MARKER).is_file():
-            shutil.rmtree(staging, ignore_errors=True)
+            _remove_ours(staging)
 
 
 def _swap_in(staging: Path, folder: Path) -> None:
@@ -118,7 +118,7 @@ def _swap_in(staging: Path, folder: Path) -> None:
         old = folder.with_name(f".{folder.name}.old.{os.getpid()}")
         os.replace(folder, old)
         os.replace(staging, folder)  # a process killed right before this leaves `old`, which `recover` puts back
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_ours(old)
     else:
         os.replace(staging, folder)  # rename(2) replaces an empty folder
     (folder / MARKER).unlink(missing_ok=True)
@@ -142,9 +142,22 @@ def _recover(folder: Path) -> None:
         os.replace(aside[-1], folder)
     for leftover in ours:
         if leftover.exists():
-            shutil.rmtree(leftover, ignore_errors=True)
+            _remove_ours(leftover)
     if (folder / MARKER).is_file() and is_our_folder(folder):
         (folder / MARKER).unlink()
+
+
+def _remove_ours(folder: Path) -> None:
+    """Remove a marked folder of ours, its marker last: interrupted at any point, what is left is still marked (and
+    the next save removes it)."""
+    try:
+        for path in folder.iterdir():
+            if path.name != MARKER:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        (folder / MARKER).unlink(missing_ok=True)
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def _share(folder: Path) -> None:
