@@ -22,7 +22,8 @@ import tinynet_zoo as tz
 from conftest import TIMM_NAMES, hub_cache_entry
 from tinynet_zoo.core.module import TIMM_BUILTIN
 from tinynet_zoo.core.registry import ENTRIES
-from tinynet_zoo.weights.folder import is_our_folder, read_config
+from tinynet_zoo.weights.folder import is_our_folder
+from tinynet_zoo.weights.model_config import read_model_config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SMALL = tz.Twist(0.3, 0.4, 0.35, 48)
@@ -193,7 +194,7 @@ def test_twist_and_shrunken_folders_load_through_timm(tmp_path, monkeypatch):
         assert loaded.pretrained_cfg["label_names"] == LABELS and loaded.pretrained_cfg["input_size"][0] == 1
         again = tz.create(tmp_path / label)
         torch.testing.assert_close(_logits(again, x), _logits(model, x), rtol=0, atol=0)
-        assert again.pretrained_cfg["architecture"] == label and read_config(tmp_path / label)["in_chans"] == 1
+        assert again.pretrained_cfg["architecture"] == label and read_model_config(tmp_path / label).in_chans == 1
     config = json.loads((tmp_path / "twist" / "config.json").read_text())
     assert config["architecture"] == "tinynet_twist" and config["model_args"]["twist"] == SMALL.to_dict()
     assert config["model_args"]["global_pool"] == "max"

@@ -230,3 +230,75 @@ def test_resuming_a_run_killed_before_its_first_epoch_says_to_start_again(tmp_pa
     (tmp_path / "run.json").write_text("{}")  # a run that started but finished no epoch
     with pytest.raises(tz.IncompatibleCheckpointError, match="nothing to resume; start it again with --overwrite"):
         resume_point(tmp_path)
+
+
+IDENTITY = {"architecture": "twist", "twist": SMALL.to_dict(), "num_classes": 10, "label_names": None}
+
+
+def _fake_run(out):
+    """A run folder as a finished run leaves it (run.json, metrics, a generation, best/), without training."""
+    with RunFolder(out, resume=False, identity=IDENTITY):
+        pass
+    (out / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    (out / "checkpoints" / "epoch-0001").mkdir(parents=True)
+    for name in ("weights.safetensors", "optimizer.pt"):
+        (out / "checkpoints" / "epoch-0001" / name).write_bytes(b"ours")
+    return out
+
+
+def _mine(out, *names):
+    for name in names:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(f"mine: {name}")
+
+
+def _still_mine(out, *names):
+    return all((out / name).read_text() == f"mine: {name}" for name in names)
+
+
+def test_overwrite_refuses_files_no_run_json_proves_are_a_runs(tmp_path):
+    out, names = tmp_path / "run", ("checkpoints/model_best.pth", "best/labels.txt", "metrics.jsonl")
+    _mine(out, *names)
+    with pytest.raises(tz.InvalidArgumentError, match=f"{out} holds metrics.jsonl, checkpoints, best but no "
+                                                      "run.json, .*nothing was removed"):
+        RunFolder(out, resume=False, overwrite=True, identity=IDENTITY)
+    assert _still_mine(out, *names) and not (out / "run.json").exists()
+
+
+@pytest.mark.parametrize("name, named", [("checkpoints/notes.txt", "checkpoints/notes.txt"),
+                                         ("checkpoints/epoch-0001/notes.txt", "checkpoints/epoch-0001"),
+                                         ("best/labels.txt", "best")])
+def test_overwrite_refuses_user_files_inside_a_runs_folders(tmp_path, name, named):
+    out = _fake_run(tmp_path / "run")
+    _mine(out, name)
+    with pytest.raises(tz.InvalidArgumentError, match=f"{out / named} is not a run's own .*nothing was removed"):
+        RunFolder(out, resume=False, overwrite=True, identity=IDENTITY)
+    assert _still_mine(out, name) and (out / "checkpoints" / "epoch-0001" / "optimizer.pt").is_file()
+    (out / name).unlink()  # the user moved their file away: now the run's own files go
+    with RunFolder(out, resume=False, overwrite=True, identity=IDENTITY):
+        assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["run.json"]
+
+
+@pytest.mark.parametrize("text, match", [
+    ("{not json", "run.json is not valid JSON"),
+    ("[" * 100000 + "]" * 100000, "run.json is nested too deeply"),
+    ('{"experiment": "mine"}', "run.json was not written by a tinynet_zoo run"),
+])
+@pytest.mark.parametrize("resume", [False, True], ids=["new", "resume"])
+def test_a_run_json_not_ours_is_refused_and_kept(tmp_path, text, match, resume):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text(text)
+    with pytest.raises(tz.InvalidArgumentError, match=f"{match}.*nothing was removed"):
+        RunFolder(out, resume=resume, overwrite=not resume, identity=IDENTITY)
+    assert (out / "run.json").read_text() == text
+
+
+def test_resuming_refuses_a_run_json_of_another_model(tmp_path):
+    out = _fake_run(tmp_path / "run")
+    other = {**IDENTITY, "architecture": "tinynet_a", "twist": tz.Twist(0.86, 1.0, 1.2, 192).to_dict()}
+    with pytest.raises(tz.InvalidArgumentError, match=r"records a run of twist \(twist .*, 10 classes\), not of this "
+                                                      "tinynet_a .*resume with the same model and data"):
+        RunFolder(out, resume=True, identity=other)
+    with RunFolder(out, resume=True, identity=IDENTITY) as run:
+        assert run.identity["twist"] == SMALL.to_dict()

@@ -22,7 +22,7 @@ from .core.twist import Twist
 from .errors import CheckpointNotFoundError, IncompatibleCheckpointError, InvalidArgumentError, UnknownModelError
 from .timm_entry import register_timm
 from .weights import load
-from .weights.folder import folder_data_config, is_model_folder, read_folder
+from .weights.folder import is_model_folder, read_folder
 from .weights.hub import HUB_PREFIX, download_folder, parse_repo
 from .weights.inherit import check_teacher, inherit, measure_activations, teachers_for, weight_importance
 from .weights.load import checkpoint_for, load_state, saved_classes
@@ -235,22 +235,20 @@ def _from_folder(target: Target, pretrained: Any, num_classes: "int | None", in_
         raise InvalidArgumentError(f"{target.label} carries its own weights: pretrained, checkpoint_path and "
                                    "features_only do not apply")
     folder = download_folder(target.location, cache_dir) if target.kind == "hub" else Path(target.location)
-    config, twist, state = read_folder(folder)
-    saved, saved_chans = config["num_classes"], config["in_chans"]
-    if saved_classes(state) not in (None, saved):
-        raise IncompatibleCheckpointError(f"{folder}: config.json says {saved} classes but its weights have a "
-                                          f"{saved_classes(state)}-class classifier; the folder is inconsistent")
+    config, state = read_folder(folder)  # config.json checked, and against the weights' shapes
+    saved, saved_chans = config.num_classes, config.in_chans
     num_classes = integer("num_classes", saved if num_classes is None else num_classes, 0)
     in_chans = integer("in_chans", saved_chans if in_chans is None else in_chans, 1)
     if in_chans != saved_chans and saved_chans != 3:
         raise IncompatibleCheckpointError(f"{folder} has {saved_chans} input channels; it can be loaded with "
                                           f"in_chans={saved_chans} (or 3-channel weights adapted)")
-    model = build_module(twist.arch, num_classes=num_classes, in_chans=in_chans,
-                         **{**config.get("model_kwargs", {}), **kwargs})  # the saved global_pool, unless overridden
+    pool = {"global_pool": config.global_pool} if config.global_pool != "avg" else {}
+    model = build_module(config.twist.arch, num_classes=num_classes, in_chans=in_chans,
+                         **{**pool, **kwargs})  # the saved global_pool, unless overridden
     load_state(model, state, 3 if in_chans == saved_chans else in_chans,  # adapt only 3-channel weights
                new_head=num_classes != saved)
-    return attach_config(model, twist, config.get("architecture") or "twist", num_classes, in_chans,
-                         folder_data_config(config), label_names=config.get("classes") if num_classes == saved else None)
+    return attach_config(model, config.twist, config.name, num_classes, in_chans, config.data,
+                         label_names=config.label_names if num_classes == saved else None)
 
 
 def load_pretrained(folder: "str | Path", num_classes: "int | None" = None, in_chans: "int | None" = None,

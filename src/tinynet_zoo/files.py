@@ -1,4 +1,5 @@
-"""Writing files safely: atomic replace, fsync'd line appends, writable-folder checks and strict JSON text."""
+"""Writing files safely: atomic replace, fsync'd line appends, writable-folder checks, strict JSON text, reading
+the package's own JSON files, and the inter-process lock on a path."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .errors import InvalidArgumentError
+from .errors import CheckpointNotFoundError, IncompatibleCheckpointError, InvalidArgumentError
 
 
 def umask() -> int:
@@ -105,3 +106,27 @@ def ensure_parent_dir(path: "str | Path") -> Path:
     if not os.access(parent, os.W_OK):
         raise InvalidArgumentError(f"cannot write {path}: folder {parent} is not writable")
     return path
+
+
+def read_json(path: "str | Path", what: str) -> Any:
+    """A JSON file the package wrote (`what` says which); IncompatibleCheckpointError naming the file when it is
+    missing, unreadable, not JSON or nested too deeply to parse."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CheckpointNotFoundError(f"{path} is missing: expected {what}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IncompatibleCheckpointError(f"{path} is not valid JSON ({exc}); expected {what}") from None
+    except RecursionError:
+        raise IncompatibleCheckpointError(f"{path} is nested too deeply to be {what}") from None
+    except OSError as exc:
+        raise IncompatibleCheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def path_lock(path: "str | Path") -> Any:
+    """An inter-process lock (the `filelock` library the Hugging Face hub uses) on the lock file `path`, not yet
+    acquired: `with path_lock(p):` waits for it, `.acquire(timeout=0)` raises filelock.Timeout when it is held."""
+    from filelock import FileLock
+
+    return FileLock(str(path))

@@ -10,7 +10,7 @@ from .core.registry import DataConfig, Metrics
 from .core.twist import Twist
 from .errors import InvalidArgumentError
 from .factory import Target, resolve
-from .weights.folder import folder_data_config, read_config
+from .weights.folder import read_checked
 from .weights.hub import download_folder
 from .weights.manifest import Checkpoint, get_checkpoint
 
@@ -64,10 +64,9 @@ def _saved(target: Target) -> ModelInfo:
     folder = Path(target.location)
     if target.kind == "hub":
         folder = download_folder(target.location)
-    config = read_config(folder)
-    twist = Twist.from_dict(config["twist"])
-    return _uncatalogued(twist, "saved", f"model folder {target.label} ({config['num_classes']} classes)",
-                         folder_data_config(config), name=config.get("architecture") or "twist")
+    config = read_checked(folder)  # what create() checks: the config and its agreement with the weights
+    return _uncatalogued(config.twist, "saved", f"model folder {target.label} ({config.num_classes} classes)",
+                         config.data, name=config.name)
 
 
 def model_info(spec: Any) -> ModelInfo:

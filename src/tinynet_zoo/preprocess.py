@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .checks import boolean, choice, number
+from .core.registry import INTERPOLATIONS
 from .core.twist import MAX_RESOLUTION, MIN_RESOLUTION
 from .errors import InvalidArgumentError, UnknownNameError, unknown
 from .factory import create
@@ -45,7 +46,6 @@ def _triple(name: str, value: Any) -> tuple[float, float, float]:
     return tuple(number(f"{name} item", v) for v in value)
 
 
-INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "lanczos", "box", "hamming", "random")
 _CHECKS = {
     "input_size": _size, "mean": _triple, "std": _triple,
     "crop_pct": lambda name, v: number(name, v, 0, 1, low_open=True),

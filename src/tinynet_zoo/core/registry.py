@@ -12,6 +12,7 @@ from .twist import Twist
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "lanczos", "box", "hamming", "random")  # what timm resizes with
 
 
 @dataclass(frozen=True)

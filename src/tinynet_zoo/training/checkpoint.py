@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import asdict
@@ -16,15 +15,12 @@ from ..errors import IncompatibleCheckpointError
 from ..files import json_text
 from ..weights.folder import cpu_state
 from .config import TrainConfig
-from .run_folder import RUN_NAME
+from .run_folder import CHECKPOINTS, GENERATION, OPTIMIZER, RUN_NAME, WEIGHTS
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
-CHECKPOINTS = "checkpoints"
-WEIGHTS, OPTIMIZER = "weights.safetensors", "optimizer.pt"
 KEEP = 2  # generations kept: the newest, and the one before it
-_GENERATION = re.compile(r"^epoch-(\d{4,})$")
 
 
 def fingerprint(model: "nn.Module") -> dict[str, Any]:
@@ -40,7 +36,7 @@ def generations(run_dir: "str | Path") -> list[Path]:
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _GENERATION.match(p.name)) and p.is_dir()]
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := GENERATION.match(p.name)) and p.is_dir()]
     return [p for _, p in sorted(found) if (p / WEIGHTS).is_file() and (p / OPTIMIZER).is_file()]
 
 

@@ -1,9 +1,10 @@
 """A run folder is owned: `run.json` records the run's identity, a file lock keeps a second process out, and a
-new run never writes over an earlier run's files unless asked to (`overwrite`, which removes only our files)."""
+new run never writes over an earlier run's files unless asked to (`overwrite`, which removes only files that
+run.json and their layout prove are a run's own: anything else there is refused and left alone)."""
 from __future__ import annotations
 
-import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -11,13 +12,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidArgumentError
-from ..files import ensure_writable_dir, write_json_atomic
-from ..weights.folder import recover
+from ..errors import InvalidArgumentError, TinyNetZooError
+from ..files import ensure_writable_dir, path_lock, read_json, write_json_atomic
+from ..weights.folder import is_our_folder, recover
 
 RUN_NAME, LOCK_NAME, OWNER_NAME = "run.json", ".tinynet_zoo.lock", ".tinynet_zoo.owner"
 # everything a run writes; `overwrite` removes exactly these, nothing else in the folder
 RUN_FILES = (RUN_NAME, "metrics.jsonl", "curves.png", "checkpoints", "best")
+CHECKPOINTS, WEIGHTS, OPTIMIZER = "checkpoints", "weights.safetensors", "optimizer.pt"
+GENERATION = re.compile(r"^epoch-(\d{4,})$")  # checkpoints/epoch-NNNN: one saved epoch
+_LEFTOVER = re.compile(r"^\.(staging-|replaced-epoch-)")  # hidden folders an interrupted checkpoint save leaves
+_IDENTITY = ("architecture", "twist", "num_classes")  # what a resumed run must share with the recorded one
 
 
 class RunFolder:
@@ -26,10 +31,10 @@ class RunFolder:
     def __init__(self, path: "str | Path", resume: bool, overwrite: bool = False,
                  identity: "dict[str, Any] | None" = None) -> None:
         """Claim `path` for a run: lock it, then check it may be written (resume an earlier run, or a new one)."""
-        from filelock import FileLock, Timeout
+        from filelock import Timeout
 
         self.path = ensure_writable_dir(path, "run folder (--out)")
-        self._lock = FileLock(str(self.path / LOCK_NAME))
+        self._lock = path_lock(self.path / LOCK_NAME)
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
@@ -45,31 +50,83 @@ class RunFolder:
 
     def _owner(self) -> str:
         try:
-            owner = json.loads((self.path / OWNER_NAME).read_text())
+            owner = read_json(self.path / OWNER_NAME, "the lock owner")
             return f"process {owner['pid']} on {owner['host']} (since {owner['since']})"
-        except (OSError, ValueError, KeyError, TypeError):
+        except (TinyNetZooError, KeyError, TypeError):
             return "another process"
 
     def _claim(self, resume: bool, overwrite: bool, identity: dict[str, Any]) -> dict[str, Any]:
         """The run's identity: the recorded one when resuming, a new one otherwise (after the checks)."""
         recover(self.path / "best")  # a run killed while replacing best/ left it aside
-        present = [name for name in RUN_FILES if (self.path / name).exists()]
+        recorded = self._recorded()
+        present = [name for name in RUN_FILES if (self.path / name).exists() or (self.path / name).is_symlink()]
         if present == [RUN_NAME]:  # a run stopped before its first epoch: nothing of it is worth keeping
             present = []
         if resume:
-            recorded = self.path / RUN_NAME
-            return json.loads(recorded.read_text()) if recorded.is_file() else identity
+            return self._same_model(recorded, identity) if recorded is not None else identity
         if present and not overwrite:
             raise InvalidArgumentError(
                 f"{self.path} already holds a run ({', '.join(present)}); continue it with --resume {self.path}, "
                 "start over with --overwrite (removes only those run files), or choose another --out")
-        for name in present:  # overwrite: our own run files only
+        if present:
+            self._check_owned(present, recorded)
+        for name in present:  # overwrite: our own run files only, each proven ours above
             target = self.path / name
-            shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
         record = {"library": "tinynet_zoo", "kind": "finetune-run", "run_id": uuid.uuid4().hex,
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S"), **identity}
         write_json_atomic(self.path / RUN_NAME, record)
         return record
+
+    def _refuse(self, what: str) -> InvalidArgumentError:
+        return InvalidArgumentError(f"{what}; nothing was removed. A run's own files are kept unless run.json and "
+                                    f"their layout prove they are a run's own: move the other files out of "
+                                    f"{self.path}, or choose another --out")
+
+    def _recorded(self) -> "dict[str, Any] | None":
+        """The folder's run.json if it is one this package wrote (None when there is none); refused otherwise."""
+        path = self.path / RUN_NAME
+        if not path.exists() and not path.is_symlink():
+            return None
+        if path.is_symlink() or not path.is_file():
+            raise self._refuse(f"{path} is not a run record written by tinynet_zoo (a link or folder)")
+        try:
+            data = read_json(path, "a run record written by `tinynet-zoo finetune`")
+        except TinyNetZooError as exc:
+            raise self._refuse(str(exc)) from None
+        if not isinstance(data, dict) or data.get("library") != "tinynet_zoo" or \
+                data.get("kind") != "finetune-run" or not isinstance(data.get("run_id"), str):
+            raise self._refuse(f"{path} was not written by a tinynet_zoo run (no library, kind and run_id fields)")
+        return data
+
+    def _same_model(self, recorded: dict[str, Any], identity: dict[str, Any]) -> dict[str, Any]:
+        theirs, ours = ({k: d.get(k) for k in _IDENTITY} for d in (recorded, identity))
+        if identity and theirs != ours:
+            raise InvalidArgumentError(
+                f"{self.path / RUN_NAME} records a run of {theirs['architecture']} (twist {theirs['twist']}, "
+                f"{theirs['num_classes']} classes), not of this {ours['architecture']} (twist {ours['twist']}, "
+                f"{ours['num_classes']} classes); resume with the same model and data, or choose another --out")
+        return recorded
+
+    def _check_owned(self, present: list[str], recorded: "dict[str, Any] | None") -> None:
+        """Refuse --overwrite unless every present run file is provably a run's own."""
+        if recorded is None:
+            raise self._refuse(f"{self.path} holds {', '.join(present)} but no run.json, so they cannot be proven "
+                               "to be a run's own (--overwrite removes only a recorded run's files)")
+        for name in present:
+            target = self.path / name
+            if target.is_symlink() or target.is_dir() != (name in (CHECKPOINTS, "best")):
+                raise self._refuse(f"{target} is not what a run writes there (a link, or a file where a folder "
+                                   "belongs or the reverse)")
+        foreign = [p for p in ((self.path / CHECKPOINTS).iterdir() if CHECKPOINTS in present else ())
+                   if not _is_generation(p)]
+        best = self.path / "best"
+        if "best" in present and any(best.iterdir()) and not is_our_folder(best):
+            foreign.append(best)
+        if foreign:
+            raise self._refuse(f"{', '.join(str(p) for p in foreign[:3])} {'is' if len(foreign) == 1 else 'are'} "
+                               "not a run's own (checkpoints/ holds only epoch-NNNN folders, best/ only a model "
+                               "folder)")
 
     def release(self) -> None:
         """Give the folder up (the lock file stays; it is empty and harmless)."""
@@ -82,3 +139,10 @@ class RunFolder:
     def __exit__(self, *exc: Any) -> None:
         self.release()
 
+
+
+def _is_generation(path: Path) -> bool:
+    """Whether `path` (inside checkpoints/) is a generation folder a run wrote, or an interrupted save's leftover."""
+    if path.is_symlink() or not path.is_dir() or not (GENERATION.match(path.name) or _LEFTOVER.match(path.name)):
+        return False
+    return all(p.is_file() and not p.is_symlink() and p.name in (WEIGHTS, OPTIMIZER) for p in path.iterdir())
