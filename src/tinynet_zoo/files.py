@@ -105,3 +105,16 @@ def ensure_parent_dir(path: "str | Path") -> Path:
     if not os.access(parent, os.W_OK):
         raise InvalidArgumentError(f"cannot write {path}: folder {parent} is not writable")
     return path
+
+
+def refuse_existing(paths: "list[Path] | Path", overwrite: bool, what: str = "file") -> None:
+    """Refuse an output path that is a folder (always) or an existing file (unless `overwrite`), before any work."""
+    paths = [Path(p) for p in (paths if isinstance(paths, list) else [paths])]
+    for path in paths:
+        if path.is_dir():
+            raise InvalidArgumentError(f"{path} is a folder; the {what} is written as a file there: choose a file "
+                                       f"path (nothing was written)")
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise InvalidArgumentError(f"{existing[-1]} already exists; pass overwrite=True (CLI: --overwrite) to "
+                                   "replace it")
