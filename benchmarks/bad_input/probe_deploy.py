@@ -27,6 +27,15 @@ def _user_file(tmp: Path, name: str, text: str = "the user's own file\n") -> Pat
     return path
 
 
+def _result(check):
+    """Run `check()` (which returns a verdict); a refusal of valid input is WRONG, not a clear error."""
+    from tinynet_zoo.errors import TinyNetZooError
+    try:
+        return check()
+    except TinyNetZooError as exc:
+        return "WRONG", f"valid input refused: {type(exc).__name__}: {exc}"
+
+
 def _fake_ms(per_million: float = 0.1):
     return lambda twist: twist.macs / 1e6 * per_million
 
@@ -156,7 +165,7 @@ def export_batch_bool(tmp):
     tz.export(_model(), tmp / "m.onnx", batch=True)
 
 
-@case("export", "cli: --overwrite onto a folder", expect="result")
+@case("export", "cli: --overwrite onto a folder", expect="result", timeout=400)
 def export_cli_folder(tmp):
     (tmp / "m.onnx").mkdir()
     (tmp / "m.onnx" / "keep.txt").write_text("mine")
@@ -166,7 +175,7 @@ def export_cli_folder(tmp):
     return ("LOST", kept.lost()) if kept.lost() else verdict
 
 
-@case("export", "cli: existing file without --overwrite", expect="result")
+@case("export", "cli: existing file without --overwrite", expect="result", timeout=400)
 def export_cli_existing(tmp):
     kept = Kept(_user_file(tmp, "m.onnx"))
     verdict = judge_cli(cli("export", "tinynet_e", "--out", tmp / "m.onnx", "--pretrained", "False"),
@@ -184,8 +193,11 @@ def runtime_no_candidates(tmp):
 @case("runtime", "one candidate as a string", expect="result")
 def runtime_candidate_string(tmp):
     import tinynet_zoo as tz
-    predictor = tz.runtime(_model(), candidates="torch", cache_dir=tmp)
-    return ("OK", "torch") if predictor.backend == "torch" else ("WRONG", predictor.backend)
+
+    def check():
+        predictor = tz.runtime(_model(), candidates="torch", cache_dir=tmp)
+        return ("OK", "torch") if predictor.backend == "torch" else ("WRONG", predictor.backend)
+    return _result(check)
 
 
 @case("runtime", "candidate typo", needles=("onxruntime", "did you mean", "onnxruntime"))
@@ -266,17 +278,21 @@ _QUICK = dict(backends=["eager"], runs=1, warmup=0, batch_runs=0, progress=False
 @case("bench", "one model name as a string", expect="result")
 def bench_string(tmp):
     import tinynet_zoo as tz
-    rows = tz.bench("tinynet_e", **_QUICK)
-    models = sorted({row["model"] for row in rows})
-    return ("OK", models) if models == ["tinynet_e"] else ("WRONG", models)
+
+    def check():
+        models = sorted({row["model"] for row in tz.bench("tinynet_e", **_QUICK)})
+        return ("OK", models) if models == ["tinynet_e"] else ("WRONG", models)
+    return _result(check)
 
 
 @case("bench", "backends as a string", expect="result")
 def bench_backends_string(tmp):
     import tinynet_zoo as tz
-    rows = tz.bench(["tinynet_e"], **{**_QUICK, "backends": "eager"})
-    names = [row["backend"] for row in rows]
-    return ("OK", names) if names == ["eager"] else ("WRONG", names)
+
+    def check():
+        names = [row["backend"] for row in tz.bench(["tinynet_e"], **{**_QUICK, "backends": "eager"})]
+        return ("OK", names) if names == ["eager"] else ("WRONG", names)
+    return _result(check)
 
 
 @case("bench", "no models", needles=("model", "empty"))
@@ -312,7 +328,7 @@ def bench_progress_text(tmp):
 _CLI_QUICK = ("tinynet_e", "--backends", "eager", "--runs", "1", "--warmup", "0", "--batch-runs", "0", "--no-progress")
 
 
-@case("bench", "cli: --plot onto an existing file", expect="result")
+@case("bench", "cli: --plot onto an existing file", expect="result", timeout=400)
 def bench_plot_existing(tmp):
     plot = _user_file(tmp, "latency.png", "my old plot")
     kept = Kept(plot)
@@ -320,25 +336,25 @@ def bench_plot_existing(tmp):
     return ("LOST", kept.lost()) if kept.lost() else verdict
 
 
-@case("bench", "cli: --plot onto a folder", expect="result")
+@case("bench", "cli: --plot onto a folder", expect="result", timeout=400)
 def bench_plot_folder(tmp):
     (tmp / "plots").mkdir()
     return judge_cli(cli("bench", *_CLI_QUICK, "--plot", tmp / "plots"), ("plots", "folder"))
 
 
-@case("bench", "cli: --plot into a missing folder, refused before measuring", expect="result")
+@case("bench", "cli: --plot into a missing folder, refused before measuring", expect="result", timeout=400)
 def bench_plot_missing_folder(tmp):
     code, out, err = cli("bench", *_CLI_QUICK, "--plot", tmp / "nope" / "p.png", "--json")
     verdict = judge_cli((code, out, err), ("does not exist",))
     return ("UNCLEAR", "refused only after measuring") if verdict[0] == "OK" and "median" in out else verdict
 
 
-@case("bench", "cli: --plot with a non-PNG name", expect="result")
+@case("bench", "cli: --plot with a non-PNG name", expect="result", timeout=400)
 def bench_plot_suffix(tmp):
     return judge_cli(cli("bench", *_CLI_QUICK, "--plot", tmp / "latency.pdf"), ("latency.pdf", ".png"))
 
 
-@case("bench", "cli: --plot --overwrite replaces the plot", expect="result")
+@case("bench", "cli: --plot --overwrite replaces the plot", expect="result", timeout=400)
 def bench_plot_overwrite(tmp):
     plot = _user_file(tmp, "latency.png", "my old plot")
     verdict = judge_cli(cli("bench", *_CLI_QUICK, "--plot", plot, "--overwrite"), expect_error=False)
