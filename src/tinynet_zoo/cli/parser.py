@@ -177,8 +177,8 @@ def _deploy(sub: Any) -> None:
                    help=f"comma-separated, from {', '.join(BENCH_BACKENDS)} (default: eager, the plain recipes and "
                         "engines whose packages are installed, auto)")
     p.add_argument("--quick", action="store_true",
-                   help="20 timed calls, no throughput, no torch.compile rows, a 3 s auto race (ignores --runs, "
-                        "--warmup, --batch-runs)")
+                   help="rows eager, the plain recipes but compile-plain, and auto (a 3 s race); 20 timed calls, "
+                        "no throughput (ignores --runs, --warmup, --batch-runs)")
     p.add_argument("--runs", type=int, default=100, help="timed batch-1 calls (after --warmup)")
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--batch", type=int, default=32, help="batch size for throughput")

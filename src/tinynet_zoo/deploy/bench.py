@@ -27,20 +27,23 @@ from .timing import one_round, summarize
 # eager: torch.inference_mode; compile-plain: torch.compile(model); onnxruntime-plain: torch.onnx.export defaults +
 # InferenceSession(path); openvino-plain: compile_model(convert_model(model, example_input=x), "CPU",
 # {"PERFORMANCE_HINT": "LATENCY"}); executorch-plain: torch.export + XNNPACK lowering + ExecuTorch's runtime
-BACKENDS = BENCH_ROWS  # the plain recipes, then tz.runtime(model, backend=...) for each engine, then auto
 _NEEDS = {"compile-plain": "torch-compile", "onnxruntime-plain": "onnxruntime", "openvino-plain": "openvino",
           "executorch-plain": "executorch"}
-ROUND_CALLS = 10  # batch-1 calls per backend and round (batch-N: one call per backend and round)
+LATENCY_ROUND_CALLS = 10  # batch-1 calls per backend and round (batch-N: one call per backend and round)
 SLOW_BUILDS = ("compile-plain", "torch-compile")  # torch.compile: tens of seconds per model and batch on 2 cores
-# quick: fewer timed calls, no throughput, no torch.compile rows, a short auto race (a few minutes -> about one)
-QUICK = {"runs": 20, "warmup": 3, "batch_runs": 0, "race_s": 3.0}
+# quick: the plain recipes against auto alone (its race covers the engines), fewer timed calls, no throughput,
+# no torch.compile, and a short race among onnxruntime, openvino, executorch and torch
+QUICK = {"runs": 20, "warmup": 3, "batch_runs": 0, "race_s": 3.0,
+         "candidates": ("onnxruntime", "openvino", "executorch", "torch")}
 
 
 def default_backends(quick: bool = False) -> list[str]:
-    """eager, the plain recipes and engines whose packages are installed, and auto (quick: no torch.compile)."""
+    """eager, the plain recipes and engines whose packages are installed, and auto (quick: the plain recipes but
+    compile-plain, and auto)."""
     plain = [b for b in PLAIN[1:] if b == "compile-plain" or is_installed(_NEEDS[b])]
-    rows = ["eager", *plain, *installed_backends(), "auto"]
-    return [b for b in rows if not (quick and b in SLOW_BUILDS)]
+    if quick:
+        return ["eager", *(b for b in plain if b not in SLOW_BUILDS), "auto"]
+    return ["eager", *plain, *installed_backends(), "auto"]
 
 
 def _names(kind: str, value: Any) -> "list[str] | None":
@@ -59,7 +62,7 @@ def _names(kind: str, value: Any) -> "list[str] | None":
 def _check_backends(backends: "list[str] | None", quick: bool = False) -> list[str]:
     chosen = backends or default_backends(quick)
     for name in chosen:
-        choice("bench backend", name, BACKENDS)
+        choice("bench backend", name, BENCH_ROWS)
         if name != "auto" and name != "eager":
             require(_NEEDS.get(name, name))
     return ["eager", *(b for b in dict.fromkeys(chosen) if b != "eager")]  # eager first: the reference
@@ -115,7 +118,7 @@ def _engine(backend: str, module: Any, resolution: int, onnx_path: Path, cache_d
     quick = backend == "auto" and race_s is not None
     predictor = runtime(onnx_path if from_file else module, backend=backend, resolution=resolution,
                         cache_dir=cache_dir, time_cap_s=race_s,
-                        candidates=[b for b in installed_backends() if b not in SLOW_BUILDS] if quick else None)
+                        candidates=[b for b in QUICK["candidates"] if is_installed(b)] if quick else None)
     label = predictor.backend + (f", {predictor.threads} threads" if predictor.threads else "")
     return predictor, label
 
@@ -144,7 +147,8 @@ def _measure(engines: dict[str, Any], resolution: int, warmup: int, runs: int, b
     rng = np.random.default_rng(0)
     one = rng.standard_normal((1, 3, resolution, resolution), dtype=np.float32)
     many = rng.standard_normal((batch, 3, resolution, resolution), dtype=np.float32)
-    latency = _interleaved(engines, one, warmup, runs, min(ROUND_CALLS, runs), lambda t: say(f"batch 1, {t}"))
+    latency = _interleaved(engines, one, warmup, runs, min(LATENCY_ROUND_CALLS, runs),
+                           lambda t: say(f"batch 1, {t}"))
     throughput = (_interleaved(engines, many, min(2, warmup), batch_runs, 1, lambda t: say(f"batch {batch}, {t}"))
                   if batch_runs else {})
     return {label: {"median_ms": t.median_ms, "p90_ms": t.p90_ms, "runs": runs,
@@ -159,9 +163,9 @@ def bench(models: "list[str] | str", backends: "list[str] | str | None" = None, 
     interleaved rounds, with ratios to timm eager and to the best plain recipe.
 
     models and backends: a list of names, or one name. Default rows: eager, the plain recipes and engines whose
-    packages are installed, and auto. quick=True: 20 timed calls, no throughput, no torch.compile rows and a
-    3 s auto race (about a minute for tinynet_e and tinynet_a on 2 cores; runs/warmup/batch_runs are then
-    ignored). progress: a bar on stderr naming the model, row and round.
+    packages are installed, and auto. quick=True: by default only eager, the plain recipes but compile-plain,
+    and auto (raced for 3 s among onnxruntime, openvino, executorch and torch); 20 timed calls, no throughput
+    (runs, warmup and batch_runs are then ignored). progress: a bar on stderr naming the model, row and round.
     """
     from tqdm import tqdm
 
