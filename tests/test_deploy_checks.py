@@ -32,7 +32,8 @@ def fake_ms(twist):
 def test_export_onto_a_folder_is_refused_and_the_folder_kept(tmp_path, target, folder):
     (tmp_path / folder).mkdir()
     (tmp_path / folder / "keep.txt").write_text("mine")
-    with pytest.raises(tz.InvalidArgumentError, match=rf"{folder} is a folder; .* choose a file path"):
+    with pytest.raises(tz.InvalidArgumentError,
+                       match=rf"{folder} is a folder, not a file: the export is written as one file; choose a file"):
         tz.export(untrained(), tmp_path / target, overwrite=True)
     assert (tmp_path / folder / "keep.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == [folder]  # no temporary file left either
@@ -183,7 +184,7 @@ def test_bench_cli_refuses_an_existing_plot_before_measuring(tmp_path, capsys, m
     assert plot.read_text() == "my old plot"
     (tmp_path / "plots").mkdir()
     assert main(["bench", "tinynet_e", "--plot", str(tmp_path / "plots")]) == 2
-    assert "plots is a folder; the plot is written as a file there" in capsys.readouterr().err
+    assert "plots is a folder, not a file: the plot is written as one file" in capsys.readouterr().err
     assert main(["bench", "tinynet_e", "--plot", str(tmp_path / "latency.pdf")]) == 2
     assert "the plot is written as PNG: end 'latency.pdf' in .png" in capsys.readouterr().err
 

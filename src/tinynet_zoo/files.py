@@ -112,8 +112,8 @@ def refuse_existing(paths: "list[Path] | Path", overwrite: bool, what: str = "fi
     paths = [Path(p) for p in (paths if isinstance(paths, list) else [paths])]
     for path in paths:
         if path.is_dir():
-            raise InvalidArgumentError(f"{path} is a folder; the {what} is written as a file there: choose a file "
-                                       f"path (nothing was written)")
+            raise InvalidArgumentError(f"{path} is a folder, not a file: the {what} is written as one file; choose "
+                                       "a file path (nothing was written)")
     existing = [p for p in paths if p.exists()]
     if existing and not overwrite:
         raise InvalidArgumentError(f"{existing[-1]} already exists; pass overwrite=True (CLI: --overwrite) to "

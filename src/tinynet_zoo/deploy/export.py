@@ -150,7 +150,7 @@ def export(model_or_name: Any, path: "str | Path", format: "str | None" = None, 
     _check_options(format, batch, opset, variant)
     positive("tolerance", tolerance)
     boolean("overwrite", overwrite)
-    refuse_existing(_outputs(path, format), overwrite)
+    refuse_existing(_outputs(path, format), overwrite, "export")
     ensure_parent_dir(path)
     model, resolution = prepare(model_or_name, resolution, pretrained)
     writer = {"onnx": _write_onnx, "openvino": _write_openvino, "pte": _write_pte}[format]
@@ -194,7 +194,7 @@ def _verify(model: "nn.Module", path: Path, backend: str, resolution: int, batch
 
 def _place(moves: list[tuple[Path, Path]], overwrite: bool) -> None:
     """Rename verified temporary files onto their targets, re-checking that none appeared there meanwhile."""
-    refuse_existing([target for _, target in moves], overwrite)
+    refuse_existing([target for _, target in moves], overwrite, "export")
     for tmp, target in moves:
         os.replace(tmp, target)
 
