@@ -24,7 +24,7 @@ from pathlib import Path
 
 import tinynet_zoo as tz
 from tinynet_zoo.deploy.autoselect import machine_fingerprint
-from tinynet_zoo.deploy.bench import BACKENDS, PLAIN, bench, format_rows
+from tinynet_zoo.deploy.bench import BENCH_ROWS, PLAIN, bench, format_rows
 
 MODELS = ("tinynet_e", "tinynet_c", "tinynet_a", "efficientnet_b0", "efficientnet_lite0")
 TARGETS = {"tinynet_e": 6.0, "tinynet_a": 3.5}  # auto vs timm eager at batch 1
@@ -112,7 +112,7 @@ def main() -> None:
     """Run the benchmark, print the table and the targets, and rewrite docs/performance.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=list(MODELS))
-    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--backends", default=",".join(BENCH_ROWS))
     parser.add_argument("--runs", type=int, default=150)
     parser.add_argument("--batch-runs", type=int, default=10)
     parser.add_argument("--latency", default="", help="comma-separated for_latency budgets in ms")

@@ -130,3 +130,16 @@ def path_lock(path: "str | Path") -> Any:
     from filelock import FileLock
 
     return FileLock(str(path))
+
+
+def refuse_existing(paths: "list[Path] | Path", overwrite: bool, what: str = "file") -> None:
+    """Refuse an output path that is a folder (always) or an existing file (unless `overwrite`), before any work."""
+    paths = [Path(p) for p in (paths if isinstance(paths, list) else [paths])]
+    for path in paths:
+        if path.is_dir():
+            raise InvalidArgumentError(f"{path} is a folder, not a file: the {what} is written as one file; choose "
+                                       "a file path (nothing was written)")
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise InvalidArgumentError(f"{existing[-1]} already exists; pass overwrite=True (CLI: --overwrite) to "
+                                   "replace it")

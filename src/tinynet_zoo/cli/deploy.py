@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..deploy.bench import bench, format_rows, plot
+from ..deploy.bench import bench, check_plot_path, format_rows, plot
 from ..deploy.export import export
 from ..errors import InvalidArgumentError
 from ..factory import resolve
@@ -14,11 +14,14 @@ from .options import pretrained_option
 def cmd_bench(args: argparse.Namespace) -> Any:
     """`bench MODEL...`: latency and throughput per backend against timm eager."""
     backends = args.backends.split(",") if args.backends else None
+    if args.plot:
+        check_plot_path(args.plot, args.overwrite)  # before minutes of measuring, not after
     rows = bench(args.models, backends, runs=args.runs, warmup=args.warmup, batch=args.batch,
-                 batch_runs=args.batch_runs, progress=not args.no_progress, cache_dir=args.cache_dir)
+                 batch_runs=args.batch_runs, progress=not args.no_progress, cache_dir=args.cache_dir,
+                 quick=args.quick)
     text = format_rows(rows)
     if args.plot:
-        text += f"\nplot: {plot(rows, args.plot)}"
+        text += f"\nplot: {plot(rows, args.plot, args.overwrite)}"
     return rows, text
 
 

@@ -232,7 +232,7 @@ def for_flops(budget: "float | int | str", base: str = "efficientnet_b0", formul
         raise BudgetError(f"budget {describe_macs(macs)} is below the smallest network the formula builds at "
                           f"{resolution} px (about {describe_macs(lowest)}); choose at least that, or more pixels")
     check_range(macs, lowest, high, budget)
-    k = int(math.log(macs / low) / math.log(GRID_RATIO))
+    k = round(math.log(macs / low) / math.log(GRID_RATIO))  # round: a budget on the grid is its own index
     while k > 0 and _grid_budget(k, low) > macs:
         k -= 1
     best: Twist | None = None

@@ -29,7 +29,7 @@ from ..system import cache_root, cpu_model, usable_cores
 from .backends import reading
 from .timing import one_round
 
-AUTO_WARMUP, ROUND_CALLS = 5, 5  # untimed calls per candidate; timed calls per candidate and round
+AUTO_WARMUP, RACE_ROUND_CALLS = 5, 5  # untimed calls per candidate; timed calls per candidate and round
 MIN_ROUNDS, MAX_ROUNDS, TIME_CAP_S = 3, 40, 30.0
 CACHE_FILE = "deploy/backend_choice.json"
 _VERSIONED = ("onnxruntime", "openvino", "executorch", "torch", "numpy")
@@ -162,7 +162,7 @@ def race(engines: dict[str, Any], batch: Any, time_cap_s: float) -> Race:
     while state.rounds == 0 or (len(state.alive) > 1 and state.rounds < MAX_ROUNDS
                                 and time.monotonic() - start < time_cap_s):
         calls = {label: (lambda e=engines[label]: e.run(batch)) for label in state.alive}
-        for label, times in one_round(calls, ROUND_CALLS, reverse=state.rounds % 2 == 1).items():
+        for label, times in one_round(calls, RACE_ROUND_CALLS, reverse=state.rounds % 2 == 1).items():
             state.scores[label].append(statistics.median(times))
         state.rounds += 1
         if state.rounds >= MIN_ROUNDS:

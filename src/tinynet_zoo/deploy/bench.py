@@ -12,11 +12,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from ..checks import choice, integer
-from ..files import ensure_parent_dir, write_atomic
+from ..checks import boolean, choice, integer
+from ..errors import InvalidArgumentError
+from ..files import ensure_parent_dir, refuse_existing, write_atomic
 from ..info import model_info
 from ..system import pyplot
-from .backends import BENCH_ROWS, PLAIN, PteForward, installed_backends, require
+from .backends import BENCH_ROWS, PLAIN, PteForward, installed_backends, is_installed, require
 from .export import export, prepare
 from .pte import lower
 from .runtime import runtime
@@ -26,21 +27,42 @@ from .timing import one_round, summarize
 # eager: torch.inference_mode; compile-plain: torch.compile(model); onnxruntime-plain: torch.onnx.export defaults +
 # InferenceSession(path); openvino-plain: compile_model(convert_model(model, example_input=x), "CPU",
 # {"PERFORMANCE_HINT": "LATENCY"}); executorch-plain: torch.export + XNNPACK lowering + ExecuTorch's runtime
-BACKENDS = BENCH_ROWS  # the plain recipes, then tz.runtime(model, backend=...) for each engine, then auto
 _NEEDS = {"compile-plain": "torch-compile", "onnxruntime-plain": "onnxruntime", "openvino-plain": "openvino",
           "executorch-plain": "executorch"}
-ROUND_CALLS = 10  # batch-1 calls per backend and round (batch-N: one call per backend and round)
+LATENCY_ROUND_CALLS = 10  # batch-1 calls per backend and round (batch-N: one call per backend and round)
+SLOW_BUILDS = ("compile-plain", "torch-compile")  # torch.compile: tens of seconds per model and batch on 2 cores
+# quick: the plain recipes against auto alone (its race covers the engines), fewer timed calls, no throughput,
+# no torch.compile, and a short race among onnxruntime, openvino, executorch and torch
+QUICK = {"runs": 20, "warmup": 3, "batch_runs": 0, "race_s": 3.0,
+         "candidates": ("onnxruntime", "openvino", "executorch", "torch")}
 
 
-def default_backends() -> list[str]:
-    """eager, every installed engine, and auto."""
-    return ["eager", *installed_backends(), "auto"]
+def default_backends(quick: bool = False) -> list[str]:
+    """eager, the plain recipes and engines whose packages are installed, and auto (quick: the plain recipes but
+    compile-plain, and auto)."""
+    plain = [b for b in PLAIN[1:] if b == "compile-plain" or is_installed(_NEEDS[b])]
+    if quick:
+        return ["eager", *(b for b in plain if b not in SLOW_BUILDS), "auto"]
+    return ["eager", *plain, *installed_backends(), "auto"]
 
 
-def _check_backends(backends: "list[str] | None") -> list[str]:
-    chosen = list(backends or default_backends())
+def _names(kind: str, value: Any) -> "list[str] | None":
+    """None, one name, or a non-empty list of names, as a list (a single string is one name, not its letters)."""
+    if value is None or isinstance(value, str):
+        return None if value is None else [value]
+    if not isinstance(value, (list, tuple)):
+        raise InvalidArgumentError(f"{kind} must be a list of names (or one name), got {value!r}")
+    if not value:
+        raise InvalidArgumentError(f"{kind} is empty: name at least one" + (
+            "; leave backends=None for eager, the plain recipes, every installed engine and auto"
+            if kind == "backends" else " model, e.g. ['tinynet_e']"))
+    return list(value)
+
+
+def _check_backends(backends: "list[str] | None", quick: bool = False) -> list[str]:
+    chosen = backends or default_backends(quick)
     for name in chosen:
-        choice("bench backend", name, BACKENDS)
+        choice("bench backend", name, BENCH_ROWS)
         if name != "auto" and name != "eager":
             require(_NEEDS.get(name, name))
     return ["eager", *(b for b in dict.fromkeys(chosen) if b != "eager")]  # eager first: the reference
@@ -84,56 +106,78 @@ class _Plain:
         return lambda x: session.run(None, {name: x})[0]
 
 
-def _engine(backend: str, module: Any, resolution: int, onnx_path: Path, cache_dir: Any) -> tuple[Any, str]:
-    """A callable on numpy batches for one bench backend, and a label of its configuration."""
+def _engine(backend: str, module: Any, resolution: int, onnx_path: Path, cache_dir: Any,
+            race_s: "float | None" = None) -> tuple[Any, str]:
+    """A callable on numpy batches for one bench backend, and a label of its configuration (race_s: auto's time
+    cap, and auto leaves torch.compile out of its race)."""
     if backend in PLAIN:
         return _Plain(backend, module, resolution, onnx_path.parent), "timm eager" if backend == "eager" else "defaults"
     from_file = backend in ("onnxruntime", "openvino-onnx")  # both read the one verified ONNX export
     if from_file and not onnx_path.exists():
         export(module, onnx_path, batch=None, resolution=resolution)
+    quick = backend == "auto" and race_s is not None
     predictor = runtime(onnx_path if from_file else module, backend=backend, resolution=resolution,
-                        cache_dir=cache_dir)
+                        cache_dir=cache_dir, time_cap_s=race_s,
+                        candidates=[b for b in QUICK["candidates"] if is_installed(b)] if quick else None)
     label = predictor.backend + (f", {predictor.threads} threads" if predictor.threads else "")
     return predictor, label
 
 
-def _interleaved(engines: dict[str, Any], x: Any, warmup: int, runs: int, per_round: int) -> dict[str, Any]:
+def _interleaved(engines: dict[str, Any], x: Any, warmup: int, runs: int, per_round: int,
+                 say: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
     """Timing per engine over interleaved rounds of `per_round` calls, `runs` timed calls each in all."""
-    for engine in engines.values():
+    for label, engine in engines.items():
+        say(f"warm-up {label}")
         for _ in range(max(1, warmup)):  # at least once: some engines build for a new batch size on first call
             engine(x)
     times: dict[str, list[float]] = {label: [] for label in engines}
     calls = {label: (lambda e=engine: e(x)) for label, engine in engines.items()}
-    for index in range(math.ceil(runs / per_round)):
+    rounds = math.ceil(runs / per_round)
+    for index in range(rounds):
+        say(f"round {index + 1}/{rounds}")
         for label, measured in one_round(calls, per_round, reverse=index % 2 == 1).items():
             times[label] += measured
     return {label: summarize(measured[:runs]) for label, measured in times.items()}
 
 
 def _measure(engines: dict[str, Any], resolution: int, warmup: int, runs: int, batch: int,
-             batch_runs: int) -> dict[str, dict[str, Any]]:
+             batch_runs: int, say: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     import numpy as np
 
     rng = np.random.default_rng(0)
     one = rng.standard_normal((1, 3, resolution, resolution), dtype=np.float32)
     many = rng.standard_normal((batch, 3, resolution, resolution), dtype=np.float32)
-    latency = _interleaved(engines, one, warmup, runs, min(ROUND_CALLS, runs))
-    throughput = _interleaved(engines, many, min(2, warmup), batch_runs, 1) if batch_runs else {}
+    latency = _interleaved(engines, one, warmup, runs, min(LATENCY_ROUND_CALLS, runs),
+                           lambda t: say(f"batch 1, {t}"))
+    throughput = (_interleaved(engines, many, min(2, warmup), batch_runs, 1, lambda t: say(f"batch {batch}, {t}"))
+                  if batch_runs else {})
     return {label: {"median_ms": t.median_ms, "p90_ms": t.p90_ms, "runs": runs,
                     "images_per_s": batch * 1e3 / throughput[label].median_ms if throughput else None}
             for label, t in latency.items()}
 
 
-def bench(models: "list[str]", backends: "list[str] | None" = None, runs: int = 100, warmup: int = 20,
-          batch: int = 32, batch_runs: int = 5, progress: bool = True,
-          cache_dir: "str | Path | None" = None) -> list[dict[str, Any]]:
+def bench(models: "list[str] | str", backends: "list[str] | str | None" = None, runs: int = 100,
+          warmup: int = 20, batch: int = 32, batch_runs: int = 5, progress: bool = True,
+          cache_dir: "str | Path | None" = None, quick: bool = False) -> list[dict[str, Any]]:
     """Batch-1 latency (median, p90) and throughput (images/s at `batch`) per model and backend, measured in
-    interleaved rounds, with ratios to timm eager and to the best plain recipe."""
+    interleaved rounds, with ratios to timm eager and to the best plain recipe.
+
+    models and backends: a list of names, or one name. Default rows: eager, the plain recipes and engines whose
+    packages are installed, and auto. quick=True: by default only eager, the plain recipes but compile-plain,
+    and auto (raced for 3 s among onnxruntime, openvino, executorch and torch); 20 timed calls, no throughput
+    (runs, warmup and batch_runs are then ignored). progress: a bar on stderr naming the model, row and round.
+    """
     from tqdm import tqdm
 
+    models, backends = _names("models", models), _names("backends", backends)
+    boolean("progress", progress), boolean("quick", quick)
+    if models is None:
+        raise InvalidArgumentError("models must be a list of names (or one name), got None")
     integer("runs", runs, 1), integer("warmup", warmup, 0), integer("batch", batch, 1)
     integer("batch_runs", batch_runs, 0)
-    chosen = _check_backends(backends)
+    if quick:
+        runs, warmup, batch_runs = QUICK["runs"], QUICK["warmup"], QUICK["batch_runs"]
+    chosen = _check_backends(backends, quick)
     infos = {name: model_info(name) for name in models}  # unknown names fail before anything is measured
     rows: list[dict[str, Any]] = []
     bar = tqdm(total=len(models) * len(chosen), disable=not progress, desc="bench", unit="build", leave=False)
@@ -142,11 +186,12 @@ def bench(models: "list[str]", backends: "list[str] | None" = None, runs: int = 
         with tempfile.TemporaryDirectory(prefix="tinynet_zoo_bench_") as tmp:
             engines, labels = {}, {}
             for backend in chosen:
-                bar.set_postfix_str(f"{name} {backend}")
+                bar.set_postfix_str(f"{name}: building {backend}")
                 engines[backend], labels[backend] = _engine(backend, module, resolution, Path(tmp) / "model.onnx",
-                                                            cache_dir)
+                                                            cache_dir, QUICK["race_s"] if quick else None)
                 bar.update()
-            measured = _measure(engines, resolution, warmup, runs, batch, batch_runs)
+            measured = _measure(engines, resolution, warmup, runs, batch, batch_runs,
+                                lambda text: bar.set_postfix_str(f"{name}: {text}"))
         rows += _add_ratios([{"model": name, "macs": info.macs, "resolution": resolution, "backend": backend,
                               "config": labels[backend], **measured[backend]} for backend in chosen])
     bar.close()
@@ -177,8 +222,21 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot(rows: list[dict[str, Any]], path: "str | Path") -> Path:
-    """Latency (batch 1 median) against MACs, one line per backend, saved as a PNG."""
+def check_plot_path(path: "str | Path", overwrite: bool = False) -> Path:
+    """Refuse a plot path before any measuring: not .png, a folder, a missing folder, or (unless `overwrite`)
+    an existing file."""
+    path = Path(path)
+    boolean("overwrite", overwrite)
+    if path.suffix.lower() != ".png" and not path.is_dir():
+        raise InvalidArgumentError(f"the plot is written as PNG: end {path.name!r} in .png")
+    refuse_existing(path, overwrite, "plot")
+    return ensure_parent_dir(path)
+
+
+def plot(rows: list[dict[str, Any]], path: "str | Path", overwrite: bool = False) -> Path:
+    """Latency (batch 1 median) against MACs, one line per backend, saved as a PNG (an existing file is refused
+    unless overwrite=True)."""
+    check_plot_path(path, overwrite)
     plt = pyplot("the latency plot")
     fig, ax = plt.subplots(figsize=(6, 4))
     for backend in dict.fromkeys(r["backend"] for r in rows):
@@ -187,6 +245,6 @@ def plot(rows: list[dict[str, Any]], path: "str | Path") -> Path:
     ax.set(xscale="log", yscale="log", xlabel="MACs (millions)", ylabel="batch-1 latency, median (ms)")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
-    write_atomic(ensure_parent_dir(path), lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
     plt.close(fig)
     return Path(path)

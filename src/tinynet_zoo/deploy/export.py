@@ -12,7 +12,7 @@ from ..checks import boolean, choice, integer, positive
 from ..core.twist import check_resolution
 from ..errors import InvalidArgumentError, TinyNetZooError
 from ..factory import create
-from ..files import ensure_parent_dir, temporary_beside
+from ..files import ensure_parent_dir, refuse_existing, temporary_beside
 from .backends import file_engine, is_installed, openvino_model, require, require_exporter
 from .fold import fold_batchnorm
 from .pte import RELATIVE_TOLERANCE, check_variant, lower
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("onnx", "openvino", "pte")
 SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "pte": ".pte"}
-TOLERANCE = 1e-4  # max |logit difference| accepted between the exported graph and the eager model
+TOLERANCE = 1e-4  # max |logit difference| accepted (times the largest |logit| where that is below 1)
 VERIFY_BATCHES = (1, 3)  # batch sizes checked for a dynamic batch axis
 
 
@@ -56,6 +56,7 @@ def prepare(spec: Any, resolution: "int | None" = None, pretrained: "bool | str"
             raise InvalidArgumentError("this module has no pretrained_cfg['input_size']; pass resolution=")
         resolution = int(cfg["input_size"][-1])
     check_resolution(resolution)
+    _check_exportable(model)
     stem = getattr(model, "conv_stem", None)
     if stem is not None and stem.in_channels != 3:
         raise InvalidArgumentError(f"the deploy path takes 3-channel (RGB) models; this one has in_chans="
@@ -84,11 +85,34 @@ def _outputs(path: Path, format: str) -> list[Path]:
     return [path.with_suffix(".bin"), path] if format == "openvino" else [path]
 
 
-def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
-    existing = [p for p in paths if p.exists()]
-    if existing and not overwrite:
-        raise InvalidArgumentError(f"{existing[-1]} already exists; pass overwrite=True (CLI: --overwrite) to "
-                                   "replace it")
+def opset_range() -> tuple[int, int]:
+    """The ONNX opsets the installed torch.onnx exporter writes: from its own implementations' opset (below it
+    converts after the fact, and may silently keep its own) to the newest it knows."""
+    import torch.onnx._constants as constants
+
+    try:
+        from torch.onnx._internal.exporter._constants import TORCHLIB_OPSET as lowest
+    except ImportError:  # an older layout of torch's exporter
+        lowest = 18
+    return int(lowest), int(constants.ONNX_MAX_OPSET)
+
+
+def _check_opset(opset: "int | None") -> None:
+    if opset is not None:
+        import torch
+
+        lowest, highest = opset_range()
+        integer(f"opset (torch {torch.__version__.split('+')[0]}'s ONNX exporter writes {lowest} to {highest})",
+                opset, lowest, highest)
+
+
+def _check_exportable(model: "nn.Module") -> None:
+    """Refuse a timm backbone built with features_only=True: it has no single logits output."""
+    if getattr(model, "feature_info", None) is not None and not hasattr(model, "forward_head"):
+        raise InvalidArgumentError("this model was built with features_only=True: a backbone returns one feature "
+                                   "map per stage (a list), not a single logits output, so it cannot be exported or "
+                                   "run as a classifier; pass the classifier instead (tz.create(name), or "
+                                   "tz.create(name, num_classes=0) for pooled features)")
 
 
 def _check_options(format: str, batch: "int | None", opset: "int | None", variant: str) -> None:
@@ -96,6 +120,7 @@ def _check_options(format: str, batch: "int | None", opset: "int | None", varian
         integer("batch (None for a dynamic batch axis)", batch, 1)
     if opset is not None and format != "onnx":
         raise InvalidArgumentError(f"opset applies to ONNX files only, not to format {format!r}")
+    _check_opset(opset)
     if format != "pte" and variant != "fp32":
         raise InvalidArgumentError(f"variant {variant!r} applies to ExecuTorch (.pte) files; {format} is fp32")
     if format == "pte":
@@ -125,7 +150,7 @@ def export(model_or_name: Any, path: "str | Path", format: "str | None" = None, 
     _check_options(format, batch, opset, variant)
     positive("tolerance", tolerance)
     boolean("overwrite", overwrite)
-    _refuse_existing(_outputs(path, format), overwrite)
+    refuse_existing(_outputs(path, format), overwrite, "export")
     ensure_parent_dir(path)
     model, resolution = prepare(model_or_name, resolution, pretrained)
     writer = {"onnx": _write_onnx, "openvino": _write_openvino, "pte": _write_pte}[format]
@@ -138,7 +163,9 @@ def export(model_or_name: Any, path: "str | Path", format: "str | None" = None, 
 def _verify(model: "nn.Module", path: Path, backend: str, resolution: int, batch: "int | None",
             tolerance: float, relative: float = 0.0) -> dict[str, Any]:
     """Worst |logit difference| between the written file and the eager model over the checked batch sizes, held
-    to `tolerance`, or to `relative` times the largest |logit| where that is larger."""
+    to `tolerance` times the largest |logit| where that is below 1 (so an untrained model's tiny logits are
+    compared at their own scale), or to `relative` times the largest |logit| where that is larger; non-finite
+    logits fail."""
     import numpy as np
     import torch
 
@@ -148,18 +175,26 @@ def _verify(model: "nn.Module", path: Path, backend: str, resolution: int, batch
         x = torch.randn(size, 3, resolution, resolution, generator=torch.Generator().manual_seed(size))
         with torch.inference_mode():
             expected = model(x).numpy()
-        worst = max(worst, float(np.abs(engine.run(x.numpy()) - expected).max()))
+        got = engine.run(x.numpy())
+        if not np.isfinite(expected).all():
+            raise TinyNetZooError("the model's own logits are not finite (NaN or infinity) on a random input; "
+                                  "check its weights and BatchNorm statistics; nothing was written")
+        if got.shape != expected.shape or not np.isfinite(got).all():
+            what = "are not all finite" if got.shape == expected.shape else f"have shape {got.shape}"
+            raise TinyNetZooError(f"the exported graph's logits {what} (eager: {expected.shape}, finite); nothing "
+                                  "was written")
+        worst = max(worst, float(np.abs(got - expected).max()))
         largest = max(largest, float(np.abs(expected).max()))
-    tolerance = max(tolerance, relative * largest)
+    tolerance = max(tolerance * min(1.0, largest), relative * largest)
     if not worst <= tolerance:
         raise TinyNetZooError(f"the exported graph differs from the eager model by {worst:.3g} on the logits "
-                              f"(tolerance {tolerance:.3g}); nothing was written")
+                              f"(tolerance {tolerance:.3g}, largest |logit| {largest:.3g}); nothing was written")
     return {"max_abs_diff": worst, "verified_batches": batches, "tolerance": tolerance}
 
 
 def _place(moves: list[tuple[Path, Path]], overwrite: bool) -> None:
     """Rename verified temporary files onto their targets, re-checking that none appeared there meanwhile."""
-    _refuse_existing([target for _, target in moves], overwrite)
+    refuse_existing([target for _, target in moves], overwrite, "export")
     for tmp, target in moves:
         os.replace(tmp, target)
 
@@ -184,6 +219,9 @@ def _write_onnx(model: "nn.Module", path: Path, resolution: int, batch: "int | N
         _export_onnx(fold_batchnorm(model), resolution, batch, tmp, opset)
         graph = onnx.load(str(tmp))
         used = next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
+        if opset is not None and used != opset:
+            raise TinyNetZooError(f"torch.onnx wrote opset {used}, not the opset {opset} asked for; nothing was "
+                                  "written")
         batchnorm = sum(node.op_type == "BatchNormalization" for node in graph.graph.node)
         fields = _verify(model, tmp, verifier, resolution, batch, tolerance)
         _place([(tmp, path)], overwrite)

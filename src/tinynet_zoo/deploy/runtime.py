@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..checks import choice, integer
+from ..checks import choice, integer, positive
 from ..errors import BackendNotInstalledError, InvalidArgumentError
 from ..system import usable_cores
 from .autoselect import cached_choice, choice_key, graph_key, measure_candidates, store_choice
@@ -120,6 +120,9 @@ def _source(value: Any, resolution: "int | None", pretrained: "bool | str") -> t
     suffix = Path(value).suffix.lower() if isinstance(value, (str, Path)) else ""
     if suffix in FILE_KINDS or (suffix and Path(value).is_file()):
         file_kind(value)  # a file of another kind is refused with the accepted extensions
+        if Path(value).is_dir():
+            raise InvalidArgumentError(f"{value} is a folder, not an exported model file (expected "
+                                       f"{FILE_KINDS[file_kind(value)]})")
         if not Path(value).is_file():
             raise InvalidArgumentError(f"no exported model at {value} (expected {FILE_KINDS[file_kind(value)]})")
         return Path(value), None, resolution
@@ -147,28 +150,53 @@ def _candidates(source: _Source, allowed: list[str], threads: "int | None",
     return out
 
 
+def _candidate_list(candidates: Any) -> "list[str] | None":
+    """None, one backend name, or a non-empty list of names, as a list (a single string is one candidate)."""
+    if candidates is None or isinstance(candidates, str):
+        return None if candidates is None else [candidates]
+    if not isinstance(candidates, (list, tuple)):
+        raise InvalidArgumentError(f"candidates must be a list of backend names (or one name), got {candidates!r}")
+    if not candidates:
+        raise InvalidArgumentError(f"candidates is empty: name at least one backend to race, e.g. "
+                                   f"{installed_backends()} (installed), or leave candidates=None for all of them")
+    return list(candidates)
+
+
 def _allowed(source: _Source, candidates: "list[str] | None") -> list[str]:
     runnable = [b for b in source.backends() if not (source.file is not None and b == "openvino-onnx")]
     if candidates is None:
         return [b for b in runnable if b in installed_backends()]
     for name in candidates:
+        if source.file is not None and name in BACKENDS and name not in runnable:
+            raise InvalidArgumentError(f"candidate {name!r} does not run {source.file.suffix} files; for "
+                                       f"{source.file.name} race {' or '.join(map(repr, runnable))}")
         choice("auto candidate", name, runnable)
         require(name)
     return list(dict.fromkeys(candidates))
 
 
+def _none_left(allowed: list[str], threads: "int | None") -> BackendNotInstalledError:
+    """Why no configuration is left to race: nothing installed, or the thread setting rules every candidate out."""
+    if not allowed:
+        return BackendNotInstalledError("no installed engine runs this model: pip install 'tinynet-zoo[deploy]' "
+                                        "(onnxruntime, openvino) or 'tinynet-zoo[mobile]' (executorch)")
+    return BackendNotInstalledError(
+        f"no candidate runs at threads={threads}: {', '.join(allowed)} use their process-wide thread setting "
+        f"(torch's is {_torch_threads()}); leave threads=None, or add one of {', '.join(THREADED)} to candidates")
+
+
 def _auto(source: _Source, threads: "int | None", batch: int, candidates: "list[str] | None", cache_dir: Any,
-          remeasure: bool) -> tuple[Any, str, "int | None", dict[str, Any]]:
-    builders = _candidates(source, _allowed(source, candidates), threads, batch)
+          remeasure: bool, time_cap_s: "float | None" = None) -> tuple[Any, str, "int | None", dict[str, Any]]:
+    allowed = _allowed(source, candidates)
+    builders = _candidates(source, allowed, threads, batch)
     if not builders:
-        raise BackendNotInstalledError("no installed engine runs this model: pip install 'tinynet-zoo[deploy]' "
-                                       "(onnxruntime, openvino) or 'tinynet-zoo[mobile]' (executorch)")
+        raise _none_left(allowed, threads)
     key = choice_key(source.key(), batch, threads, list(builders))
     entry = None if remeasure else cached_choice(key, cache_dir)
     if entry is not None and entry.get("choice") in builders:
         label, engine, record = entry["choice"], builders[entry["choice"]](), {**entry, "cached": True}
     else:
-        label, engine, record = measure_candidates(builders, batch)
+        label, engine, record = measure_candidates(builders, batch, time_cap_s)
         record.update(threads=threads, candidates=list(builders))
         store_choice(key, record, cache_dir)
         record = {**record, "cached": False}
@@ -179,25 +207,30 @@ def _auto(source: _Source, threads: "int | None", batch: int, candidates: "list[
 def runtime(model_or_name_or_path: Any, backend: str = "auto", threads: "int | None" = None,
             resolution: "int | None" = None, pretrained: "bool | str" = False,
             cache_dir: "str | Path | None" = None, remeasure: bool = False, batch: int = 1,
-            candidates: "list[str] | None" = None) -> Predictor:
+            candidates: "list[str] | str | None" = None, time_cap_s: "float | None" = None) -> Predictor:
     """A predictor for a model spec or an exported .onnx/.xml/.pte file on a CPU backend.
 
     backend: 'auto' races every installed engine (each threaded one at 1 thread and at all cores) on
     `batch`-image inputs until the winner is clear, and caches the choice per machine, architecture, batch,
     threads and candidates (`candidates` limits the race); or one of onnxruntime, openvino (from the torch
     module), openvino-onnx, executorch, torch, torch-compile. threads: intra-op threads for onnxruntime and
-    OpenVINO (1 to 4 per usable core; default: the engine's own).
+    OpenVINO (1 to 4 per usable core; default: the engine's own). candidates: a list of backends, or one.
+    time_cap_s: the race's time limit in seconds (default 30).
     """
     if backend != "auto":
         require(backend)  # an unknown backend gets a close-match suggestion; a missing one names the extra
     if threads is not None:
         integer("threads", threads, 1, usable_cores() * MAX_THREADS_PER_CORE)
     integer("batch", batch, 1)
+    candidates = _candidate_list(candidates)
+    if time_cap_s is not None:
+        positive("time_cap_s", time_cap_s)
     file, module, resolution = _source(model_or_name_or_path, resolution, pretrained)
     with tempfile.TemporaryDirectory(prefix="tinynet_zoo_") as tmp:
         source = _Source(file, module, resolution, Path(tmp))
         if backend == "auto":
-            engine, backend, threads, record = _auto(source, threads, batch, candidates, cache_dir, remeasure)
+            engine, backend, threads, record = _auto(source, threads, batch, candidates, cache_dir, remeasure,
+                                                     time_cap_s)
         else:
             engine, record = source.engine(backend, threads, batch), None
         shape = engine.input_shape()
