@@ -8,12 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..calibration import list_images
+from ..images import image_size, list_images
 from ..checks import number
 from ..core.formula import for_flops
 from ..deploy.latency import for_latency
 from ..core.twist import Twist, check_resolution
-from ..errors import BudgetError, InvalidArgumentError
+from ..errors import BudgetError, DataError, InvalidArgumentError
 from ..factory import create, resolve
 from ..files import ensure_writable_dir
 from ..training.checkpoint import generations
@@ -28,14 +28,11 @@ from .state import ShrinkState
 
 def data_resolution(data: "str | Path", sample: int = 64) -> int:
     """The training images' typical size: the median shorter side of up to `sample` images, even, in range."""
-    from PIL import Image
-
     sides = []
     for path in list_images(data)[:sample]:
         try:
-            with Image.open(path) as image:
-                sides.append(min(image.size))
-        except OSError:
+            sides.append(min(image_size(path)))
+        except DataError:  # left out here; the data scan counts it in its warning
             continue
     if not sides:
         raise InvalidArgumentError(f"no readable images in {data}")
