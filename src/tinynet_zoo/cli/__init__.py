@@ -7,6 +7,7 @@ from typing import Sequence
 
 from ..errors import TinyNetZooError
 from ..files import json_text
+from .messages import for_command, subcommand
 from .parser import build_parser
 
 __all__ = ["build_parser", "main"]
@@ -14,11 +15,12 @@ __all__ = ["build_parser", "main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tinynet-zoo` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         data, text = args.func(args)
     except TinyNetZooError as exc:
-        print(f"tinynet-zoo: error: {exc}", file=sys.stderr)
+        print(f"tinynet-zoo: error: {for_command(str(exc), subcommand(parser, args.command))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C: one line saying what was kept and how to continue
         print(f"tinynet-zoo: interrupted{'; ' + str(exc) if exc.args else ''}", file=sys.stderr)

@@ -50,6 +50,32 @@ def _samples(folder: Path, classes: tuple[str, ...], skipped: list[Path], offset
     return out
 
 
+def _held_out_split(root: Path, classes: tuple[str, ...], skipped: list[Path], val_fraction: float,
+                    seed: int) -> tuple[list, list]:
+    """(train, val) samples: a seeded `val_fraction` of each class held out, refused when a class would keep no
+    training image or nothing at all is held out."""
+    rng = random.Random(seed)
+    train, val, sizes = [], [], []
+    for index in range(len(classes)):
+        group = _samples(root, classes[index:index + 1], skipped, offset=index)
+        rng.shuffle(group)
+        cut = max(1, round(len(group) * val_fraction)) if len(group) > 1 else 0
+        sizes.append((len(group), cut, classes[index]))
+        val.extend(group[:cut])
+        train.extend(group[cut:])
+    emptied = [(size, name) for size, cut, name in sizes if size == cut]
+    if emptied:
+        smallest = min(size for size, _, _ in sizes if size > 1)
+        raise DataError(f"val_fraction {val_fraction:g} (--val-fraction) holds out all {emptied[0][0]} images of "
+                        f"class {emptied[0][1]!r}, leaving it none to train on; use a val_fraction of at most "
+                        f"{int((smallest - 1) / smallest * 100) / 100:g} (the default is 0.2), or give train/ and "
+                        "val/ folders")
+    if not val:
+        raise DataError(f"{root}: every class has a single image, so none can be held out for validation; add "
+                        "images (at least 2 per class) or give train/ and val/ folders")
+    return train, val
+
+
 def scan_folder(root: "str | Path", val_fraction: float = 0.2, seed: int = 0) -> Splits:
     """Scan an ImageFolder (class sub-folders, or train/ and val/ each with class sub-folders) into Splits.
 
@@ -83,14 +109,7 @@ def scan_folder(root: "str | Path", val_fraction: float = 0.2, seed: int = 0) ->
         if not classes:
             raise DataError(f"data folder {root} is empty: expected one sub-folder of images per class, "
                             "or train/ and val/ folders that each hold them")
-        rng = random.Random(seed)
-        train, val = [], []
-        for index in range(len(classes)):
-            group = _samples(root, classes[index:index + 1], skipped, offset=index)
-            rng.shuffle(group)
-            cut = max(1, round(len(group) * val_fraction)) if len(group) > 1 else 0
-            val.extend(group[:cut])
-            train.extend(group[cut:])
+        train, val = _held_out_split(root, classes, skipped, val_fraction, seed)
     if len(classes) < 2:
         raise DataError(f"{root} has a single class ({classes[0]}); classification needs at least two")
     if skipped:
