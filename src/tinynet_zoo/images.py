@@ -13,13 +13,19 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
-MAX_PIXELS = 89_478_485  # Pillow's own limit against decompression bombs (a 1 GB RGB image)
 ACCEPTED = "8- or 16-bit images of any colour mode, or float images with values in [0, 1]"
 
 
 def list_images(folder: "str | Path") -> list[Path]:
     """Image files under a folder (any depth), sorted."""
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def _too_large(size: "tuple[int, int]") -> bool:
+    """Whether an image of `size` passes Pillow's limit against decompression bombs (Image.MAX_IMAGE_PIXELS)."""
+    from PIL import Image as PILImage
+
+    return PILImage.MAX_IMAGE_PIXELS is not None and size[0] * size[1] > PILImage.MAX_IMAGE_PIXELS
 
 
 def _eight_bit(image: "Image", path: Path) -> "Image":
@@ -64,13 +70,13 @@ def open_rgb(path: "str | Path") -> "Image":
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             with PILImage.open(path) as image:
-                if image.size[0] * image.size[1] > MAX_PIXELS:
+                if _too_large(image.size):
                     raise PILImage.DecompressionBombError("too many pixels")
                 image.load()
                 return _rgb(image, path)
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
-        raise DataError(f"image {path} is too large to decode safely (more than {MAX_PIXELS:,} pixels); "
-                        "downscale it first") from None
+        raise DataError(f"image {path} is too large to open safely (more than {PILImage.MAX_IMAGE_PIXELS:,} pixels, "
+                        "Pillow's limit against decompression bombs); downscale it first") from None
     except DataError:
         raise
     except Exception as exc:  # Pillow raises many types for corrupt, truncated or unknown files
@@ -89,7 +95,7 @@ def image_size(path: "str | Path") -> "tuple[int, int]":
                 size = image.size
     except Exception:  # unreadable header or too many pixels: open_rgb says which
         size = None
-    if size is None or size[0] * size[1] > MAX_PIXELS:
+    if size is None or _too_large(size):
         return open_rgb(path).size
     return size
 
