@@ -20,11 +20,11 @@ SMALL = tz.Twist(1.0, 0.5, 0.5, 32, base="efficientnet_lite0", rules="lite")
 
 
 def folder(root, counts, size=32):
-    rng = np.random.default_rng(0)
+    """Class folders of noise PNGs: counts[class] images each."""
     for name, count in counts.items():
         (root / name).mkdir(parents=True, exist_ok=True)
         for i in range(count):
-            Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+            Image.effect_noise((size, size), 20 + 10 * i).convert("RGB").save(root / name / f"{i}.png")
     return root
 
 
