@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tinynet_zoo"
-INFRA = {"errors", "checks", "files", "system"}
+INFRA = {"errors", "checks", "files", "system", "images"}
 FACADE = {"factory", "info", "preprocess", "timm_entry", "calibration"}
 # rank of each layer: a module may import modules of a lower rank, or of its own subpackage (without cycles)
 RANKS = {"infra": 0, "core": 1, "weights": 2, "facade": 3, "training": 4, "deploy": 4, "search": 5, "shrinking": 5,

@@ -12,26 +12,21 @@ from .checks import integer
 from .core.registry import IMAGENET_MEAN, IMAGENET_STD
 from .core.twist import check_resolution
 from .errors import DataError, InvalidArgumentError
+from .images import list_images, open_rgb, usable
 
 if TYPE_CHECKING:
     import torch
     import torch.nn as nn
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 MIN_CALIBRATION_IMAGES = 32  # fewer give channel rankings that change from one sample to the next
 MAX_CALIBRATION_IMAGES = 512
 MIN_RECALIBRATION_IMAGES = 500  # measured: a few hundred views of 13 photos made batch-norm statistics worse
 BATCH = 64
-
-
-def list_images(folder: "str | Path") -> list[Path]:
-    """Image files under a folder (any depth), sorted."""
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+MIN_SPLIT = 10  # the least min_images: a held-out fifth of 2, and statistics fitted on 8
 
 
 def _folder_batches(folder: Path, resolution: int, limit: int, seed: int) -> list[tuple["torch.Tensor", None]]:
     import torch
-    from PIL import Image
     from timm.data import create_transform
 
     if not folder.is_dir():
@@ -40,27 +35,46 @@ def _folder_batches(folder: Path, resolution: int, limit: int, seed: int) -> lis
     random.Random(seed).shuffle(files)
     transform = create_transform(input_size=(3, resolution, resolution), interpolation="bicubic",
                                  mean=IMAGENET_MEAN, std=IMAGENET_STD, crop_pct=0.875)
-    images = []
-    for path in files[:limit]:
-        try:
-            with Image.open(path) as image:
-                images.append(transform(image.convert("RGB")))
-        except (OSError, ValueError):  # unreadable images are left out, as in training
-            continue
+    images = [transform(open_rgb(path)) for path in usable(files[:limit], folder)]  # as in training
     return [(torch.stack(images[i:i + BATCH]), None) for i in range(0, len(images), BATCH)]
 
 
-def _iterable_batches(source: Iterable[Any]) -> list[tuple["torch.Tensor", Any]]:
+def _described(value: Any) -> str:
+    """A tensor's dtype and shape, or another value's type."""
+    return f"a {value.dtype} tensor of shape {tuple(value.shape)}" if hasattr(value, "dtype") and \
+        hasattr(value, "shape") else type(value).__name__
+
+
+def _checked_batch(images: Any, labels: Any, index: int) -> tuple["torch.Tensor", Any]:
+    """One (images, labels) batch after checking it is finite float images (N, C, H, W) and N integer labels."""
     import torch
 
-    batches = []
-    for item in source:
-        images, labels = (item[0], item[1]) if isinstance(item, (tuple, list)) else (item, None)
-        if not isinstance(images, torch.Tensor) or images.dim() != 4:
-            raise InvalidArgumentError(f"calibration batches must be image tensors (N, 3, H, W) or (images, labels) "
-                                       f"pairs, got {type(images).__name__}")
-        batches.append((images, labels))
-    return batches
+    where = f"calibration batch {index}"
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or not images.is_floating_point():
+        raise InvalidArgumentError(f"{where}: calibration batches must be float image tensors (N, C, H, W) or "
+                                   f"(images, labels) pairs, got {_described(images)}")
+    if not torch.isfinite(images).all():
+        raise InvalidArgumentError(f"{where} holds NaN or infinite values ({int((~torch.isfinite(images)).sum())} "
+                                   "of them); calibration images must be finite")
+    if labels is not None:
+        if not isinstance(labels, torch.Tensor) or labels.shape != (len(images),) or labels.is_floating_point() \
+                or labels.dtype == torch.bool:
+            raise InvalidArgumentError(f"{where}: labels must be an integer tensor of shape ({len(images)},), one "
+                                       f"class index per image, got {_described(labels)}")
+    return images, labels
+
+
+def _iterable_batches(source: Iterable[Any]) -> list[tuple["torch.Tensor", Any]]:
+    found = []
+    for index, item in enumerate(source):
+        images, labels = (item[0], item[1] if len(item) > 1 else None) if isinstance(item, (tuple, list)) and item \
+            else (item, None)
+        found.append(_checked_batch(images, labels, index))
+        if found[-1][0].shape[1:] != found[0][0].shape[1:]:
+            raise InvalidArgumentError(f"calibration batch {index} has images of shape "
+                                       f"{tuple(found[-1][0].shape[1:])}, batch 0 of {tuple(found[0][0].shape[1:])}; "
+                                       "give every batch the same channels and size")
+    return found
 
 
 def batches(source: Any, resolution: int, limit: int = MAX_CALIBRATION_IMAGES, minimum: int = MIN_CALIBRATION_IMAGES,
@@ -117,6 +131,47 @@ def _score(model: "nn.Module", held: list, reference: "nn.Module | None") -> flo
     return total / max(count, 1)
 
 
+def _checked_models(model: Any, reference: Any) -> list:
+    """The model's batch-norm layers, after checking model and reference are modules with as many classes."""
+    import torch
+
+    for name, value in (("model", model), ("reference", reference)):
+        if not isinstance(value, torch.nn.Module) and (name == "model" or value is not None):
+            raise InvalidArgumentError(f"recalibrate_bn: {name} must be a torch module (e.g. from tinynet_zoo.create)"
+                                       f"{' or None' if name == 'reference' else ''}, got {type(value).__name__}")
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        raise InvalidArgumentError(f"recalibrate_bn: the model ({type(model).__name__}) has no batch-norm layers to "
+                                   "recalibrate (an exported or folded model has none)")
+    classes = getattr(model, "num_classes", None), getattr(reference, "num_classes", None)
+    if reference is not None and None not in classes and classes[0] != classes[1]:
+        raise InvalidArgumentError(f"recalibrate_bn: the reference has {classes[1]} classes but the model "
+                                   f"{classes[0]}; give a reference trained on the same classes")
+    return norms
+
+
+def _split(model: "nn.Module", found: list, labelled: bool) -> tuple[list, list]:
+    """(held-out, fit) batches: a seeded fifth of the images (not of the batches) is held out."""
+    import torch
+
+    images = torch.cat([x for x, _ in found])
+    channels = getattr(model, "pretrained_cfg", {}).get("input_size", (None,))[0] or getattr(model, "in_chans", None)
+    if channels is not None and images.shape[1] != channels:
+        raise InvalidArgumentError(f"recalibrate_bn: the data has {images.shape[1]}-channel images but the model "
+                                   f"takes {channels} channels")
+    labels = torch.cat([y for _, y in found]) if labelled else None
+    classes = getattr(model, "num_classes", None)
+    if labels is not None and classes and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+        raise InvalidArgumentError(f"recalibrate_bn: labels must be class indices in [0, {classes - 1}] for this "
+                                   f"model, got values in [{int(labels.min())}, {int(labels.max())}]")
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    cut = max(1, len(images) // 5)
+    def pick(chosen: "torch.Tensor") -> list:  # batches of even size: none of a single image (batch norm refuses)
+        parts = chosen.tensor_split(max(1, -(-len(chosen) // BATCH)))
+        return [(images[part], labels[part] if labels is not None else None) for part in parts]
+    return pick(order[:cut]), pick(order[cut:])
+
+
 def recalibrate_bn(model: "nn.Module", data: Any, reference: "nn.Module | None" = None,
                    min_images: int = MIN_RECALIBRATION_IMAGES) -> Recalibration:
     """Re-estimate batch-norm statistics on `data` (a folder or batches) and keep them only if they help.
@@ -128,7 +183,8 @@ def recalibrate_bn(model: "nn.Module", data: Any, reference: "nn.Module | None" 
     """
     import torch
 
-    integer("min_images", min_images, 1)
+    norms = _checked_models(model, reference)
+    integer("min_images", min_images, MIN_SPLIT)
     resolution = int(getattr(model, "pretrained_cfg", {}).get("input_size", (3, 224, 224))[-1])
     found = batches(data, resolution, limit=max(min_images, MAX_CALIBRATION_IMAGES) * 2, minimum=1)
     images = sum(len(x) for x, _ in found)
@@ -136,14 +192,12 @@ def recalibrate_bn(model: "nn.Module", data: Any, reference: "nn.Module | None" 
     if reference is None and any(labels is None for _, labels in found):
         raise InvalidArgumentError("recalibrate_bn needs a reference model (e.g. the teacher) or labelled batches "
                                    "to check that the new statistics help")
+    held, fit = _split(model, found, labelled=reference is None)
     if images < min_images:
         return Recalibration(False, images, metric, None, None, f"{images} images; at least {min_images} are needed "
                              "for statistics that do not make the model worse")
-    cut = max(1, len(found) // 5)
-    held, fit = found[:cut], found[cut:] or found[:cut]
     before = _score(model, held, reference)
     saved = copy.deepcopy(model.state_dict())
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
     for norm in norms:
         norm.reset_running_stats()

@@ -8,6 +8,7 @@ from typing import Sequence
 from ..errors import TinyNetZooError
 from ..files import json_text
 from ..weights.reach import unreachable_reason
+from .messages import for_command, subcommand
 from .parser import build_parser
 
 __all__ = ["build_parser", "main"]
@@ -15,11 +16,12 @@ __all__ = ["build_parser", "main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tinynet-zoo` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         data, text = args.func(args)
     except TinyNetZooError as exc:
-        print(f"tinynet-zoo: error: {exc}", file=sys.stderr)
+        print(f"tinynet-zoo: error: {for_command(str(exc), subcommand(parser, args.command))}", file=sys.stderr)
         return 2
     except Exception as exc:  # another library's failed connection (no network, refused, timed out): one line too
         reason = unreachable_reason(exc)

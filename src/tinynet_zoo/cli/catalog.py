@@ -10,6 +10,7 @@ from ..core.formula import for_flops
 from ..core.registry import list_models
 from ..errors import InvalidArgumentError
 from ..factory import create, resolve
+from ..images import open_rgb
 from ..info import model_info
 from ..preprocess import transforms
 from ..weights.fetch import fetch, sha256_file
@@ -95,19 +96,12 @@ def cmd_download(args: argparse.Namespace) -> Any:
 def cmd_predict(args: argparse.Namespace) -> Any:
     """`predict MODEL IMAGE`: the top classes of one image (ImageNet's, or the model folder's own labels)."""
     import torch
-    from PIL import Image, UnidentifiedImageError
     from timm.data import ImageNetInfo
 
     model = create(args.name, pretrained=True, cache_dir=args.cache_dir).eval()
     classes = model.pretrained_cfg.get("label_names")
     integer("--top", args.top, 1, model.num_classes)
-    try:
-        image = Image.open(args.image).convert("RGB")
-    except Image.DecompressionBombError as exc:
-        raise InvalidArgumentError(f"image {args.image!r} is too large to open safely ({exc}); downscale it "
-                                   "first") from None
-    except (OSError, UnidentifiedImageError) as exc:
-        raise InvalidArgumentError(f"cannot read image {args.image!r}: {exc}") from None
+    image = open_rgb(args.image)
     batch = transforms(model)(image).unsqueeze(0)
     with torch.no_grad():
         probs, indices = model(batch).softmax(-1)[0].topk(args.top)

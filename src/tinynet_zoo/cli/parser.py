@@ -163,6 +163,8 @@ def _shrink(sub: Any) -> None:
                    help="engine that times teacher and student: auto (races every installed engine) or one of "
                         "onnxruntime, openvino, executorch, torch, ...")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true",
+                   help="start again a run recorded in --out with other options (each step replaces only its files)")
     p.set_defaults(func=_handler("shrinking", "cmd_shrink"))
 
 

@@ -11,8 +11,8 @@ def cmd_shrink(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     """`shrink`: teacher, student, comparisons, export and report card; Ctrl-C keeps finished steps."""
     try:
         report = shrink(args.data, args.out, budget=args.budget, latency=args.latency, teacher=args.teacher,
-                        epochs=args.epochs, resolution=args.resolution, seed=args.seed, compare=not args.no_compare, backend=args.backend,
-                        distill_weight=args.distill_weight)
+                        epochs=args.epochs, resolution=args.resolution, seed=args.seed, compare=not args.no_compare,
+                        backend=args.backend, distill_weight=args.distill_weight, overwrite=args.overwrite)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"finished steps are recorded in {args.out}/shrink.json: run the same command again "
                                 "to continue") from None

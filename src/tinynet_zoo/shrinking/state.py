@@ -10,30 +10,65 @@ from ..errors import InvalidArgumentError
 from ..files import write_json_atomic
 
 STATE_NAME = "shrink.json"
+TRAINING_STEPS = ("teacher", "student", "plain", "scratch")  # the steps that train into a run folder
+
+
+def _option(key: str, value: Any) -> str:
+    """A recorded setting as the keyword that sets it (the command line shows its flag)."""
+    return f"{key}={value!r}"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """A shrink record, or an error naming the file, what is wrong and how to go on."""
+    how = "move it out of the folder (it is kept as it is), choose a new --out, or pass overwrite=True to start " \
+          "the run again"
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidArgumentError(f"{path} is not a readable shrink record ({exc}); {how}") from None
+    if not (isinstance(found, dict) and isinstance(found.get("settings"), dict)
+            and isinstance(found.get("steps"), dict) and all(isinstance(v, dict) for v in found["steps"].values())
+            and isinstance(found.get("restart", []), list)):
+        raise InvalidArgumentError(f"{path} is not a shrink record (expected an object with 'settings' and 'steps' "
+                                   f"objects); {how}")
+    return found
 
 
 class ShrinkState:
     """Finished steps of a shrink run and the settings it was started with (a resume must use the same)."""
 
-    def __init__(self, folder: Path, settings: dict[str, Any]) -> None:
-        """Open the state in `folder`, refusing one written for other settings."""
+    def __init__(self, folder: Path, settings: dict[str, Any], overwrite: bool = False) -> None:
+        """Open the state in `folder`, refusing one written for other settings unless `overwrite` (which starts
+        it again: the record is replaced now, and each training step starts afresh)."""
         self.path = folder / STATE_NAME
+        settings = json.loads(json.dumps(settings))
         self.data: dict[str, Any] = {"settings": settings, "steps": {}}
-        if self.path.is_file():
-            try:
-                found = json.loads(self.path.read_text())
-            except (OSError, ValueError) as exc:
-                raise InvalidArgumentError(f"{self.path} is damaged ({exc}); choose a new --out") from None
-            if found.get("settings") != json.loads(json.dumps(settings)):
+        if self.path.is_file() and overwrite:
+            self.data["restart"] = list(TRAINING_STEPS)
+            write_json_atomic(self.path, self.data)
+        elif self.path.is_file():
+            found = _read(self.path)
+            old = found["settings"]
+            changed = [k for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
+            if changed:
+                was = ", ".join(_option(k, old.get(k)) for k in changed)
+                now = ", ".join(_option(k, settings.get(k)) for k in changed)
                 raise InvalidArgumentError(
-                    f"{folder} holds a shrink run with other settings ({found.get('settings')}); resume it with the "
-                    "same command, or choose a new --out")
+                    f"{folder} holds a shrink run started with {was}, not {now}; continue it with those options, "
+                    "start it again with overwrite=True, or choose a new --out")
             self.data = found
+
+    def fresh(self, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """A training step's keyword arguments, with restart=True when an overwrite must not resume old
+        checkpoints."""
+        return {**kwargs, "restart": True} if name in self.data.get("restart", []) else kwargs
 
     def step(self, name: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """The result of step `name`: recorded, or computed now and recorded."""
         if name not in self.data["steps"]:
             self.data["steps"][name] = run()
+            if name in self.data.get("restart", []):
+                self.data["restart"].remove(name)
             write_json_atomic(self.path, self.data)
         return self.data["steps"][name]
 

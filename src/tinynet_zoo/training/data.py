@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import random
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..calibration import IMAGE_EXTENSIONS
 from ..checks import integer, number
-from ..errors import DataError, DataWarning
+from ..errors import DataError
+from ..images import IMAGE_EXTENSIONS, open_rgb, problem, warn_skipped
 from ..preprocess import transforms
 
 if TYPE_CHECKING:
@@ -33,19 +32,6 @@ def _class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _readable(path: Path) -> bool:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            image.verify()
-        with Image.open(path) as image:  # verify() does not decode (a truncated JPEG passes it): decode too
-            image.load()
-        return True
-    except Exception:  # PIL raises many types for corrupt files
-        return False
-
-
 def _samples(folder: Path, classes: tuple[str, ...], skipped: list[Path], offset: int = 0,
              required: bool = True) -> list[tuple[Path, int]]:
     """Readable images of each class folder, labelled offset + position; corrupt ones go to `skipped`."""
@@ -54,7 +40,7 @@ def _samples(folder: Path, classes: tuple[str, ...], skipped: list[Path], offset
         directory = folder / name
         files = sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()) \
             if directory.is_dir() else []
-        good = [p for p in files if _readable(p)]
+        good = [p for p in files if problem(p) is None]
         skipped.extend(sorted(set(files) - set(good)))
         if required and not good:
             what = "no readable images" if files else "no images"
@@ -62,6 +48,32 @@ def _samples(folder: Path, classes: tuple[str, ...], skipped: list[Path], offset
                             f"{', '.join(IMAGE_EXTENSIONS)}); remove it or add images")
         out.extend((p, index) for p in good)
     return out
+
+
+def _held_out_split(root: Path, classes: tuple[str, ...], skipped: list[Path], val_fraction: float,
+                    seed: int) -> tuple[list, list]:
+    """(train, val) samples: a seeded `val_fraction` of each class held out, refused when a class would keep no
+    training image or nothing at all is held out."""
+    rng = random.Random(seed)
+    train, val, sizes = [], [], []
+    for index in range(len(classes)):
+        group = _samples(root, classes[index:index + 1], skipped, offset=index)
+        rng.shuffle(group)
+        cut = max(1, round(len(group) * val_fraction)) if len(group) > 1 else 0
+        sizes.append((len(group), cut, classes[index]))
+        val.extend(group[:cut])
+        train.extend(group[cut:])
+    emptied = [(size, name) for size, cut, name in sizes if size == cut]
+    if emptied:
+        smallest = min(size for size, _, _ in sizes if size > 1)
+        raise DataError(f"val_fraction {val_fraction:g} (--val-fraction) holds out all {emptied[0][0]} images of "
+                        f"class {emptied[0][1]!r}, leaving it none to train on; use a val_fraction of at most "
+                        f"{int((smallest - 1) / smallest * 100) / 100:g} (the default is 0.2), or give train/ and "
+                        "val/ folders")
+    if not val:
+        raise DataError(f"{root}: every class has a single image, so none can be held out for validation; add "
+                        "images (at least 2 per class) or give train/ and val/ folders")
+    return train, val
 
 
 def scan_folder(root: "str | Path", val_fraction: float = 0.2, seed: int = 0) -> Splits:
@@ -97,19 +109,11 @@ def scan_folder(root: "str | Path", val_fraction: float = 0.2, seed: int = 0) ->
         if not classes:
             raise DataError(f"data folder {root} is empty: expected one sub-folder of images per class, "
                             "or train/ and val/ folders that each hold them")
-        rng = random.Random(seed)
-        train, val = [], []
-        for index in range(len(classes)):
-            group = _samples(root, classes[index:index + 1], skipped, offset=index)
-            rng.shuffle(group)
-            cut = max(1, round(len(group) * val_fraction)) if len(group) > 1 else 0
-            val.extend(group[:cut])
-            train.extend(group[cut:])
+        train, val = _held_out_split(root, classes, skipped, val_fraction, seed)
     if len(classes) < 2:
         raise DataError(f"{root} has a single class ({classes[0]}); classification needs at least two")
     if skipped:
-        warnings.warn(f"skipped {len(skipped)} unreadable or corrupt image(s) in {root}, e.g. {skipped[0]}",
-                      DataWarning, stacklevel=2)
+        warn_skipped(skipped, root)
     return Splits(root, classes, tuple(train), tuple(val), tuple(skipped))
 
 
@@ -126,11 +130,8 @@ class ImageDataset:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
-        from PIL import Image
-
         path, label = self.samples[index]
-        with Image.open(path) as image:
-            image = image.convert("RGB")
+        image = open_rgb(path)
         return (self.transform(image) if self.transform is not None else image), label
 
 
