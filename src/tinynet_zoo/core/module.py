@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 TWIST_ARCHITECTURE = "tinynet_twist"  # timm's generic entry for any twist (its model_args carry the twist)
 # Catalogued models timm registers itself (a test checks this against timm): their folders load with plain timm.
 TIMM_BUILTIN = frozenset({"tinynet_a", "tinynet_b", "tinynet_c", "tinynet_d", "tinynet_e", "efficientnet_b0",
-                          "efficientnet_lite0"})
+                          "efficientnet_lite0", "mobilenetv3_large_100"})
 # Keyword arguments passed through to timm's EfficientNet; anything else is a mistake we report.
 MODEL_KWARGS = ("drop_rate", "drop_path_rate", "global_pool")
 FEATURES_KWARGS = ("drop_rate", "drop_path_rate", "out_indices", "feature_location")

@@ -27,6 +27,6 @@ BASES = (
     Base("efficientnet_b0", stages=_B0_STAGES, act="swish", rules="efficientnet",
          checkpoint="efficientnet_b0.ra_in1k", description="EfficientNet-B0: swish, squeeze-excite in every block"),
     Base("efficientnet_lite0", stages=tuple(stage(**{**s.runs[0].__dict__, "se": 0.0}) for s in _B0_STAGES),
-         act="relu6", rules="lite", checkpoint="efficientnet_lite0.pypi_in1k",
+         act="relu6", rules="lite", checkpoint="efficientnet_lite0.pypi_in1k",  # sha256 pinned; ra_in1k by tag
          description="EfficientNet-Lite0: ReLU6, no squeeze-excite, fixed stem and head"),
 )
