@@ -139,3 +139,27 @@ def test_pretrained_mobilenetv3_loads_from_the_hub_cache(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model(x), reference(x), rtol=0, atol=0)
     assert os.path.exists(snap / "model.safetensors")
+
+
+@pytest.mark.slow
+def test_a_search_on_mobilenetv3_fits_a_formula_that_for_flops_serves(tmp_path):
+    from tinynet_zoo.core.formula import load_formula
+    from tinynet_zoo.search.analysis import search_report
+    from tinynet_zoo.search.run import run_search
+
+    for label in "ab":
+        (tmp_path / "data" / label).mkdir(parents=True)
+    out = tmp_path / "run"
+    run_search(tmp_path / "data", ["12M", "16M", "21M"], 12, out, workers=0, base=MNV3, rules="mobilenetv3",
+               base_resolution=96, epochs=1, train_fn=planted_train)
+    report = search_report(out, plot=False)
+    assert report.trials == 12 and report.spearman["r"] == pytest.approx(1.0)
+    assert load_formula(report.files["formula"]).base == MNV3
+    twist = tz.for_flops("15M", base=MNV3, formula=report.files["formula"])
+    assert 0.99 * 15e6 <= twist.macs <= 15e6 and (twist.base, twist.rules) == (MNV3, "mobilenetv3")
+    assert abs(twist.resolution - twist.r * 96) <= 12  # r relative to the search's 96 px
+
+
+def planted_train(twist, config):
+    """Accuracy rising with r only (a deterministic stand-in for training)."""
+    return {"top1": 50 + 40 * twist.r, "latency_ms": 1.0}
