@@ -8,7 +8,7 @@ import pkgutil
 from ...errors import unknown
 from .spec import Base, Rules, Run, Stage, stage
 
-__all__ = ["BASES", "RULES", "Base", "Rules", "Run", "Stage", "stage", "get_base", "get_rules"]
+__all__ = ["BASES", "DEFAULT_BASE", "RULES", "Base", "Rules", "Run", "Stage", "stage", "get_base", "get_rules"]
 
 
 def _collect() -> tuple[dict[str, Base], dict[str, Rules]]:
@@ -23,6 +23,7 @@ def _collect() -> tuple[dict[str, Base], dict[str, Rules]]:
 
 
 BASES, RULES = _collect()
+DEFAULT_BASE = "efficientnet_b0"  # the base a twist, a budget, a formula or a search starts from unless told
 
 
 def get_base(name: str) -> Base:
