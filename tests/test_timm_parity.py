@@ -9,7 +9,7 @@ import timm  # noqa: F401  (this test is the one place the arithmetic meets timm
 import torch
 from hypothesis import given, settings, strategies as st
 from timm.layers import make_divisible as timm_make_divisible
-from timm.models import efficientnet as timm_effnet
+from timm.models import efficientnet as timm_effnet, mobilenetv3 as timm_mnv3
 from timm.models._efficientnet_builder import decode_arch_def, round_channels as timm_round_channels
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -25,6 +25,7 @@ GENERATORS = {
     ("efficientnet_b0", "tinynet"): lambda t: timm_effnet._gen_tinynet("tinynet_a", t.w, t.d),
     ("efficientnet_b0", "efficientnet"): lambda t: timm_effnet._gen_efficientnet("efficientnet_b0", t.w, t.d),
     ("efficientnet_lite0", "lite"): lambda t: timm_effnet._gen_efficientnet_lite("efficientnet_lite0", t.w, t.d),
+    ("mobilenetv3_large_100", "mobilenetv3"): lambda t: timm_mnv3._gen_mobilenet_v3("mobilenetv3_large_100", t.w, t.d),
 }
 
 
@@ -33,7 +34,12 @@ def module_layout(model) -> tuple[int, tuple[Block, ...], int]:
     blocks = []
     for stage_index, stage in enumerate(model.blocks):
         for block in stage:
-            se = getattr(block.se, "conv_reduce", None)
+            se = getattr(getattr(block, "se", None), "conv_reduce", None)
+            if type(block).__name__ == "ConvBnAct":
+                conv = block.conv
+                blocks.append(Block("cn", stage_index, conv.in_channels, conv.in_channels, conv.out_channels,
+                                    conv.kernel_size[0], conv.stride[0], 0, block.has_skip))
+                continue
             if type(block).__name__ == "InvertedResidual":
                 kind, in_chs, mid_chs, out_chs = ("ir", block.conv_pw.in_channels, block.conv_pw.out_channels,
                                                   block.conv_pwl.out_channels)
@@ -89,7 +95,8 @@ def timm_decoded(base_name: str, rules_name: str, d: float, w: float) -> tuple[i
     round_channels, with timm's builder's channel arithmetic (InvertedResidual: make_divisible(in * exp))."""
     base, rules = get_base(base_name), get_rules(rules_name)
     stages = decode_arch_def(base.arch_def(), d, depth_trunc=rules.repeats, fix_first_last=rules.fix_first_last)
-    stem = base.stem_channels if rules.stem == "fixed" else timm_round_channels(base.stem_channels, w)
+    fixed_stem = rules.stem == "fixed" or w < rules.fix_stem_below
+    stem = base.stem_channels if fixed_stem else timm_round_channels(base.stem_channels, w)
     head_scaled = timm_round_channels(base.head_channels, w)
     head = {"max": max(base.head_channels, head_scaled), "scaled": head_scaled, "fixed": base.head_channels}[rules.head]
     rows, in_chs = [], stem
@@ -98,9 +105,12 @@ def timm_decoded(base_name: str, rules_name: str, d: float, w: float) -> tuple[i
             out = timm_round_channels(ba["out_chs"], w)
             expand = ba.get("exp_ratio", 1.0)
             mid = timm_make_divisible(in_chs * expand) if ba["block_type"] == "ir" else in_chs
-            se = round(mid * ba["se_ratio"] / expand) if ba["se_ratio"] else 0
-            rows.append((ba["block_type"], stage_index, ba["dw_kernel_size"], ba["stride"] if i == 0 else 1,
-                         in_chs, mid, out, se))
+            se = 0
+            if ba.get("se_ratio"):  # timm's SqueezeExcite: rd_round_fn(channels * rd_ratio)
+                ratio = ba["se_ratio"] if base.se.from_expanded else ba["se_ratio"] / expand
+                se = timm_round_channels(mid * ratio) if base.se.rounding == "divisible" else round(mid * ratio)
+            kernel = ba["kernel_size"] if ba["block_type"] == "cn" else ba["dw_kernel_size"]
+            rows.append((ba["block_type"], stage_index, kernel, ba["stride"] if i == 0 else 1, in_chs, mid, out, se))
             in_chs = out
     return stem, rows, head
 

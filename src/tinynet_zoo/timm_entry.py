@@ -5,16 +5,16 @@
 
 Registering imports timm, so it is lazy: `register_timm()` does it (idempotent), `create` calls it, and
 `import tinynet_zoo` calls it only when timm is already imported. Names timm registers itself (tinynet_a..e,
-efficientnet_b0, efficientnet_lite0) are left to timm. The modules are timm's `EfficientNet`, built through timm's
-own `build_model_with_cfg` (pretrained weights from a folder or the hub, features_only, class and channel
-adaptation all behave as for timm's TinyNets).
+efficientnet_b0, efficientnet_lite0, mobilenetv3_large_100) are left to timm. The modules are the class each twist's
+base declares (timm's `EfficientNet` or `MobileNetV3`), built through timm's own `build_model_with_cfg` (pretrained
+weights from a folder or the hub, features_only, class and channel adaptation all behave as for timm's TinyNets).
 """
 from __future__ import annotations
 
 import sys
 from typing import TYPE_CHECKING, Any, Callable
 
-from .core.module import TIMM_BUILTIN, TWIST_ARCHITECTURE, timm_kwargs
+from .core.module import TIMM_BUILTIN, TWIST_ARCHITECTURE, timm_class, timm_kwargs
 from .core.registry import ENTRIES, DataConfig, Entry
 from .core.twist import Twist
 from .errors import InvalidArgumentError
@@ -36,13 +36,12 @@ def _default_cfg(data: DataConfig, description: str) -> dict[str, Any]:
 
 
 def _build(variant: str, twist: Twist, pretrained: bool, **kwargs: Any) -> "nn.Module":
-    """timm's EfficientNet for a twist, through timm's `_create_effnet` (as timm's own TinyNet entries)."""
-    from timm.models.efficientnet import _create_effnet
-
+    """The base's timm class for a twist, through the `_create_*` helper its base declares (timm's `_create_effnet`
+    as timm's own TinyNet entries, `_create_mnv3` for MobileNetV3)."""
     arch = twist.arch
     model_kwargs = dict(timm_kwargs(arch), num_features=arch.head_chs)
     model_kwargs.update(kwargs)
-    return _create_effnet(variant, pretrained, **model_kwargs)
+    return timm_class(arch, "create")(variant, pretrained, **model_kwargs)
 
 
 def tinynet_twist(pretrained: bool = False, twist: "dict[str, Any] | Twist | None" = None,
@@ -87,7 +86,7 @@ def register_timm() -> list[str]:
     """Register the zoo's entry points in timm's model registry (idempotent); returns the names registered.
 
     `efficientnet_bm1` .. `efficientnet_bm4` and `tinynet_twist` are added; names timm registers itself (tinynet_a..e,
-    efficientnet_b0, efficientnet_lite0) are left to timm, and so is any of ours that timm (or another package) has
+    efficientnet_b0, efficientnet_lite0, mobilenetv3_large_100) are left to timm, and so is any of ours that timm (or another package) has
     taken meanwhile. Imports timm (about 3 s cold), so `import tinynet_zoo` alone never does it: `tinynet_zoo.create`
     calls it, and so does importing the package when timm is already imported.
     """

@@ -7,6 +7,7 @@ import importlib
 from typing import Any, Callable
 
 from .. import __version__
+from ..core.bases import DEFAULT_BASE
 from ..deploy.backends import BENCH_ROWS as BENCH_BACKENDS
 from ..training.config import AMP_MODES, AUGMENTATIONS, BATCHNORM_MODES, CHANNELS_LAST_MODES, TrainConfig
 from ..training.distill import DISTILL_WEIGHT, TEMPERATURE
@@ -46,7 +47,7 @@ def _catalog(sub: Any) -> None:
     p.set_defaults(func=_handler("catalog", "cmd_table"))
     p = sub.add_parser("formula", help="(r, d, w, resolution) for a MAC budget, tiny vs inverse giant formula")
     p.add_argument("budget", help="MACs: 100e6, 100M or 0.1G")
-    p.add_argument("--base", default="efficientnet_b0")
+    p.add_argument("--base", default=DEFAULT_BASE)
     p.add_argument("--formula", default="tiny", help="tiny, giant or a formula .json file")
     p.set_defaults(func=_handler("catalog", "cmd_formula"))
     p = sub.add_parser("download", help="prefetch a checkpoint into the cache and verify its sha256")
@@ -119,7 +120,7 @@ def _search(sub: Any) -> None:
     p.add_argument("action", nargs="?", choices=["report"], help="'report DIR': analyse a search folder")
     p.add_argument("dir", nargs="?", help="the search folder to report on")
     p.add_argument("--data", help="image folder (class sub-folders, or train/ and val/)")
-    p.add_argument("--base", default="efficientnet_b0")
+    p.add_argument("--base", default=DEFAULT_BASE)
     p.add_argument("--rules", default="tinynet")
     p.add_argument("--budgets", help="comma-separated MACs at the trained resolutions, e.g. 25M,50M,100M")
     p.add_argument("--trials", type=int, default=24, help="trials in all, spread over the budgets")

@@ -30,10 +30,10 @@ def round_channels(channels: int, multiplier: float = 1.0, divisor: int = 8) -> 
 class Block(NamedTuple):
     """One built block with its integer channel counts."""
 
-    kind: str  # "ds" or "ir"
+    kind: str  # "ds", "ir" or "cn"
     stage: int
     in_chs: int
-    mid_chs: int  # expanded channels (== in_chs for "ds")
+    mid_chs: int  # expanded channels (== in_chs for "ds" and "cn")
     out_chs: int
     kernel: int
     stride: int
@@ -70,28 +70,54 @@ class _Slot(NamedTuple):
     se_ratio: float
 
 
-def stage_repeats(base: Base, rules: Rules, d: float) -> tuple[int, ...]:
-    """Blocks per stage at depth multiplier d: timm's `depth_trunc` ('round': nearest, at least 1; 'ceil'), the
-    first and last stage kept when the rules fix them."""
+def run_repeats(base: Base, rules: Rules, d: float) -> tuple[tuple[int, ...], ...]:
+    """Blocks per run of every stage at depth multiplier d: the stage's total scaled by timm's `depth_trunc`
+    ('round': nearest, at least 1; 'ceil'), the first and last stage kept when the rules fix them, then spread
+    over the stage's runs (`spread_repeats`)."""
     scale = (lambda n: max(1, round(n * d))) if rules.repeats == "round" else (lambda n: math.ceil(n * d))
     last = len(base.stages) - 1
-    return tuple(stage.repeats if rules.fix_first_last and i in (0, last) else scale(stage.repeats)
-                 for i, stage in enumerate(base.stages))
+    out = []
+    for i, stage in enumerate(base.stages):
+        total = stage.repeats if rules.fix_first_last and i in (0, last) else scale(stage.repeats)
+        runs = stage.runs
+        out.append((total,) if len(runs) == 1 else spread_repeats(tuple(r.repeats for r in runs), total))
+    return tuple(out)
+
+
+def stage_repeats(base: Base, rules: Rules, d: float) -> tuple[int, ...]:
+    """Blocks per stage at depth multiplier d (what timm's `decode_arch_def` builds)."""
+    return tuple(sum(runs) for runs in run_repeats(base, rules, d))
+
+
+def spread_repeats(runs: tuple[int, ...], total: int) -> tuple[int, ...]:
+    """A stage's scaled repeats spread over its runs as timm's `_scale_stage_depth` does: in proportion, last run
+    first, every run at least one block."""
+    left, out = sum(runs), []
+    for repeats in reversed(runs):
+        scaled = max(1, round(repeats / left * total))
+        out.append(scaled)
+        left -= repeats
+        total -= scaled
+    return tuple(reversed(out))
 
 
 _DECODED: dict[tuple, tuple[_Slot, ...]] = {}
 
 
-def _slots(base: Base, repeats: tuple[int, ...]) -> tuple[_Slot, ...]:
-    """The block skeleton for given blocks per stage (what timm's `decode_arch_def` gives), cached."""
+def _slots(base: Base, repeats: tuple[tuple[int, ...], ...]) -> tuple[_Slot, ...]:
+    """The block skeleton for given blocks per run of every stage (what timm's `decode_arch_def` gives), cached."""
     key = (base.name, repeats)
     found = _DECODED.get(key)
     if found is None:
-        found = _DECODED[key] = tuple(
-            _Slot(stage.block, index, float(stage.expand) if stage.block == "ir" else 1.0, stage.kernel,
-                  stage.stride if block == 0 else 1,  # timm's builder strides only a stage's first block
-                  stage.se)
-            for index, (stage, count) in enumerate(zip(base.stages, repeats)) for block in range(count))
+        slots = []
+        for index, (stage, counts) in enumerate(zip(base.stages, repeats)):
+            first = len(slots)
+            for run, run_count in zip(stage.runs, counts):
+                for _ in range(run_count):
+                    slots.append(_Slot(run.block, index, float(run.expand) if run.block == "ir" else 1.0, run.kernel,
+                                       run.stride if len(slots) == first else 1,  # only a stage's first block strides
+                                       run.se))
+        found = _DECODED[key] = tuple(slots)
     return found
 
 
@@ -107,10 +133,11 @@ def shared_arch(base: Base, rules: Rules, d: float, w: float) -> Arch:
     """
     divisor = base.channel_divisor
     widths = tuple(round_channels(c, w, divisor) for c in _stage_channels(base.name))
-    stem = base.stem_channels if rules.stem == "fixed" else round_channels(base.stem_channels, w, divisor)
+    fixed_stem = rules.stem == "fixed" or w < rules.fix_stem_below
+    stem = base.stem_channels if fixed_stem else round_channels(base.stem_channels, w, divisor)
     head = _head_channels(base, rules, w)
     # Many (d, w) share the same integer blocks and widths: the assembled blocks are cached by those.
-    key = (base.name, rules.name, stage_repeats(base, rules, d), stem, widths, head)
+    key = (base.name, rules.name, run_repeats(base, rules, d), stem, widths, head)
     arch = _ASSEMBLED.get(key)
     if arch is None:
         if len(_ASSEMBLED) >= _CACHE_LIMIT:
@@ -128,16 +155,26 @@ def _stage_channels(base_name: str) -> tuple[int, ...]:
     return tuple(stage.channels for stage in get_base(base_name).stages)
 
 
-def _assemble(base: Base, rules: Rules, repeats: tuple[int, ...], stem: int, widths: tuple[int, ...],
+def _se_channels(base: Base, mid_chs: int, ratio: float, expand: float) -> int:
+    """Squeeze-excite channels of a block (0 without SE): from the expanded channels or the block input, rounded
+    to nearest or made divisible, as the base's timm class sizes them."""
+    if not ratio:
+        return 0
+    se = base.se
+    value = mid_chs * ratio if se.from_expanded else mid_chs * ratio / expand
+    return make_divisible(value) if se.rounding == "divisible" else round(value)
+
+
+def _assemble(base: Base, rules: Rules, repeats: tuple[tuple[int, ...], ...], stem: int, widths: tuple[int, ...],
               head: int) -> Arch:
     """Concrete blocks for given blocks per stage and integer stage widths (timm's builder's arithmetic)."""
     blocks, in_chs = [], stem
     for s in _slots(base, repeats):
         out_chs = widths[s.stage]
         mid_chs = make_divisible(in_chs * s.expand) if s.kind == "ir" else in_chs
-        se_chs = round(mid_chs * s.se_ratio / s.expand) if s.se_ratio else 0
+        se_chs = _se_channels(base, mid_chs, s.se_ratio, s.expand)
         blocks.append(Block(s.kind, s.stage, in_chs, mid_chs, out_chs, s.kernel, s.stride, se_chs,
-                            s.stride == 1 and in_chs == out_chs))
+                            s.kind != "cn" and s.stride == 1 and in_chs == out_chs))
         in_chs = out_chs
     return Arch(base=base, rules=rules, d=float("nan"), w=float("nan"), stem_chs=stem, head_chs=head,
-                blocks=tuple(blocks), depths=repeats)
+                blocks=tuple(blocks), depths=tuple(sum(runs) for runs in repeats))

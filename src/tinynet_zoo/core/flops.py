@@ -22,6 +22,10 @@ def count_macs(arch: "Arch", resolution: int, num_classes: int = 1000, in_chans:
     size = _conv_out(resolution, 3, 2)
     macs = size * size * in_chans * arch.stem_chs * 9
     for b in arch.blocks:
+        if b.kind == "cn":  # a plain conv-bn-act block
+            size = _conv_out(size, b.kernel, b.stride)
+            macs += size * size * b.in_chs * b.out_chs * b.kernel * b.kernel
+            continue
         if b.kind == "ir":
             macs += size * size * b.in_chs * b.mid_chs
         size = _conv_out(size, b.kernel, b.stride)
@@ -29,6 +33,8 @@ def count_macs(arch: "Arch", resolution: int, num_classes: int = 1000, in_chans:
         macs += 2 * b.mid_chs * b.se_chs  # squeeze-excite on a 1x1 map
         macs += size * size * b.mid_chs * b.out_chs  # pointwise projection
     last = arch.blocks[-1].out_chs
+    if arch.base.head == "pooled":  # pooling first: the head conv runs on a 1x1 map
+        size = 1
     return macs + size * size * last * arch.head_chs + arch.head_chs * num_classes
 
 
@@ -36,11 +42,15 @@ def count_params(arch: "Arch", num_classes: int = 1000, in_chans: int = 3) -> in
     """Trainable parameters (conv and linear weights and biases, batch-norm affine)."""
     params = in_chans * arch.stem_chs * 9 + 2 * arch.stem_chs
     for b in arch.blocks:
+        if b.kind == "cn":
+            params += b.in_chs * b.out_chs * b.kernel * b.kernel + 2 * b.out_chs
+            continue
         if b.kind == "ir":
             params += b.in_chs * b.mid_chs + 2 * b.mid_chs
         params += b.mid_chs * b.kernel * b.kernel + 2 * b.mid_chs
         if b.se_chs:
             params += 2 * b.mid_chs * b.se_chs + b.se_chs + b.mid_chs
         params += b.mid_chs * b.out_chs + 2 * b.out_chs
-    params += arch.blocks[-1].out_chs * arch.head_chs + 2 * arch.head_chs
+    # the head conv and its batch norm ("norm"), or the head conv with a bias and no norm ("pooled")
+    params += arch.blocks[-1].out_chs * arch.head_chs + (2 if arch.base.head == "norm" else 1) * arch.head_chs
     return params + (arch.head_chs * num_classes + num_classes if num_classes else 0)

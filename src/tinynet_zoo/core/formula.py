@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 from ..checks import choice, number
 from ..errors import BudgetError, BudgetWarning, ExtraNotInstalledError, InvalidArgumentError, unknown
 from ..files import write_json_atomic
-from .bases import Base, get_base, get_rules
+from .bases import DEFAULT_BASE, Base, get_base, get_rules
 from .budget import check_range, describe_macs, format_macs, parse_budget
 from .registry import get_entry
 from .solver import land, land_giant
@@ -144,7 +144,7 @@ def _fit_target(x: Any, y: Any, kind: str, noise: float = 1e-4) -> TargetFit:
                      signal_var=float(params["k1__k1__constant_value"]), noise_var=float(params["k2__noise_level"]))
 
 
-def fit_formula(points: Iterable[Any], kind: str = "gpr", base: str = "efficientnet_b0", rules: str = "tinynet",
+def fit_formula(points: Iterable[Any], kind: str = "gpr", base: str = DEFAULT_BASE, rules: str = "tinynet",
                 name: str = "custom", resolution: int | None = None, noise: float = 1e-4) -> Formula:
     """Fit r(c) and d(c) over frontier points (Twists or (macs, r, d)) with GPR or linear regression.
 
@@ -162,7 +162,7 @@ def fit_formula(points: Iterable[Any], kind: str = "gpr", base: str = "efficient
                    d_fit=_fit_target(x, np.array([p[2] for p in pts]), kind, noise), resolution=resolution)
 
 
-def leave_one_out(points: Iterable[Any], kind: str = "gpr", base: str = "efficientnet_b0") -> list[dict[str, float]]:
+def leave_one_out(points: Iterable[Any], kind: str = "gpr", base: str = DEFAULT_BASE) -> list[dict[str, float]]:
     """Fit on all points but one, predict the held-out one: per point, |error| of r and d."""
     pts = _points(points)
     rows = []
@@ -210,12 +210,15 @@ def load_formula(formula: "str | Path | Formula") -> Formula:
 GRID_RATIO = 1.002  # budgets are landed on a log grid 0.2% apart; see for_flops
 
 
-def for_flops(budget: "float | int | str", base: str = "efficientnet_b0", formula: "str | Path | Formula" = "tiny",
+def for_flops(budget: "float | int | str", base: str = DEFAULT_BASE, formula: "str | Path | Formula" = "tiny",
               tolerance: float = 0.01, resolution: "int | None" = None) -> Twist:
     """The Twist a formula gives for a MAC budget, landed on the exact MAC count (within 1%, never above).
 
     resolution: the pixels r is relative to, for data smaller than the base's (e.g. 64 px images: the base
     network at 64 px is r = 1, and the supported budgets shrink with its MACs); default the base's own.
+    base: any declared base (core/bases); on a base the formula was not fitted on (the packaged 'tiny' fit is B0's)
+    the fit's (r, d) are read at the budget relative to the base's MACs and the width is solved on the base's own
+    exact MACs and rules: a transfer (docs/bases.md compares it with the giant formula).
     Monotone by construction: the result is the largest landing among grid budgets g <= budget (a log grid
     0.2% apart; each landing is <= its g, so the search stops once the best beats the next g). A budget
     that cannot be met within `tolerance` gets a BudgetWarning saying how close it came.
@@ -254,7 +257,7 @@ def for_flops(budget: "float | int | str", base: str = "efficientnet_b0", formul
     return best
 
 
-def budget_range(base: str = "efficientnet_b0", resolution: "int | None" = None,
+def budget_range(base: str = DEFAULT_BASE, resolution: "int | None" = None,
                  formula: "str | Path | Formula | None" = None) -> tuple[float, float]:
     """The MAC budgets for_flops accepts for a base at `resolution` px: 10M..4G at the base's own pixels, scaled
     with the base network's MACs at other pixels; given a formula, from the smallest network it builds there."""

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 TWIST_ARCHITECTURE = "tinynet_twist"  # timm's generic entry for any twist (its model_args carry the twist)
 # Catalogued models timm registers itself (a test checks this against timm): their folders load with plain timm.
 TIMM_BUILTIN = frozenset({"tinynet_a", "tinynet_b", "tinynet_c", "tinynet_d", "tinynet_e", "efficientnet_b0",
-                          "efficientnet_lite0"})
+                          "efficientnet_lite0", "mobilenetv3_large_100"})
 # Keyword arguments passed through to timm's EfficientNet; anything else is a mistake we report.
 MODEL_KWARGS = ("drop_rate", "drop_path_rate", "global_pool")
 FEATURES_KWARGS = ("drop_rate", "drop_path_rate", "out_indices", "feature_location")
@@ -42,40 +42,55 @@ def check_kwargs(kwargs: dict[str, Any], features_only: bool) -> dict[str, Any]:
 
 
 def timm_kwargs(arch: Arch) -> dict[str, Any]:
-    """What timm's EfficientNet needs to build an Arch: block kwargs decoded by timm's own `decode_arch_def` from
-    the base's arch strings, the stem, timm's `round_channels` at the twist's width, activation and norm."""
+    """What the base's timm class needs to build an Arch: block kwargs decoded by timm's own `decode_arch_def` from
+    the base's arch strings, the stem, timm's `round_channels` at the twist's width, activation, norm and (where the
+    base declares its own) squeeze-excite layer."""
     import torch.nn as nn
     from timm.layers import get_act_layer
+    from timm.models._efficientnet_blocks import SqueezeExcite
     from timm.models._efficientnet_builder import decode_arch_def, round_channels
 
-    rules = arch.rules
-    block_args = decode_arch_def(arch.base.arch_def(), arch.d, depth_trunc=rules.repeats,
+    rules, base = arch.rules, arch.base
+    block_args = decode_arch_def(base.arch_def(), arch.d, depth_trunc=rules.repeats,
                                  fix_first_last=rules.fix_first_last)
     if tuple(len(stage) for stage in block_args) != arch.depths:
         raise TinyNetZooError(f"timm decodes depth {arch.d} as {[len(s) for s in block_args]} blocks per stage, "
                               f"tinynet_zoo as {list(arch.depths)}: timm changed its depth rounding")
-    return dict(
+    kwargs = dict(
         block_args=block_args,
         stem_size=arch.stem_chs,
         fix_stem=True,  # the stem width is already decided by the twist's rules
-        round_chs_fn=partial(round_channels, multiplier=arch.w, divisor=arch.base.channel_divisor),
-        act_layer=get_act_layer(arch.base.act),
+        round_chs_fn=partial(round_channels, multiplier=arch.w, divisor=base.channel_divisor),
+        act_layer=get_act_layer(base.act),
         norm_layer=nn.BatchNorm2d,
     )
+    se = base.se
+    if se.from_expanded or se.rounding != "round" or se.gate != "sigmoid" or se.act is not None:
+        kwargs["se_layer"] = partial(
+            SqueezeExcite, gate_layer=se.gate, force_act_layer=get_act_layer(se.act) if se.act else None,
+            rd_round_fn=round_channels if se.rounding == "divisible" else round)
+    return kwargs
+
+
+def timm_class(arch: Arch, role: str) -> Any:
+    """The timm class (role 'model' or 'features') or `_create_*` helper (role 'create') that builds the base."""
+    import importlib
+
+    build = arch.base.timm
+    return getattr(importlib.import_module(build.module), getattr(build, role))
 
 
 def build_module(arch: Arch, num_classes: int = 1000, in_chans: int = 3, features_only: bool = False,
                  **kwargs: Any) -> "nn.Module":
-    """Build timm's EfficientNet (or EfficientNetFeatures) for an Arch; checks arguments first."""
+    """Build the base's timm class (EfficientNet, MobileNetV3, or their Features class) for an Arch; checks
+    arguments first."""
     integer("num_classes", num_classes, 0)
     integer("in_chans", in_chans, 1)
     kwargs = check_kwargs(kwargs, features_only)
-    from timm.models.efficientnet import EfficientNet, EfficientNetFeatures
-
     common = dict(timm_kwargs(arch), in_chans=in_chans)
     if features_only:
-        return EfficientNetFeatures(**common, **kwargs)
-    return EfficientNet(**common, num_features=arch.head_chs, num_classes=num_classes, **kwargs)
+        return timm_class(arch, "features")(**common, **kwargs)
+    return timm_class(arch, "model")(**common, num_features=arch.head_chs, num_classes=num_classes, **kwargs)
 
 
 def attach_config(model: "nn.Module", twist: Twist, architecture: str, num_classes: int, in_chans: int,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidArgumentError, UnknownModelError, unknown
+from .bases import get_base
 from .twist import Twist
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -44,7 +45,7 @@ class Entry:
 
     name: str
     twist: Twist
-    family: str  # "tinynet", "efficientnet" or "shrunken-efficientnet"
+    family: str  # "tinynet", "efficientnet", "shrunken-efficientnet" or "mobilenetv3"
     description: str
     paper: Metrics = Metrics()
     aliases: tuple[str, ...] = ()
@@ -91,21 +92,26 @@ def _shrunken(k: int) -> Entry:
         description=f"EfficientNet-B^-{k}: inverse giant formula at the MACs of {pair}")
 
 
+def _base_entry(name: str, description: str, paper: Metrics = Metrics(), family: str = "efficientnet") -> Entry:
+    """A base network itself (r = d = w = 1 under its own rules), with the pretrained checkpoint its declaration
+    names (core/bases)."""
+    base = get_base(name)
+    return Entry(name=name, twist=Twist(1.0, 1.0, 1.0, base.resolution, base=name, rules=base.rules), family=family,
+                 description=description, paper=paper, checkpoint=base.checkpoint)
+
+
 ENTRIES: tuple[Entry, ...] = (
     _tinynet("a", 0.86, 1.2, 1.0, 192, (339e6, 6.2e6, 76.8)),
     _tinynet("b", 0.84, 1.1, 0.75, 188, (202e6, 3.7e6, 75.0)),
     _tinynet("c", 0.825, 0.85, 0.54, 184, (100e6, 2.5e6, 71.2)),
     _tinynet("d", 0.68, 0.695, 0.54, 152, (52e6, 2.3e6, 67.0)),
     _tinynet("e", 0.475, 0.6, 0.51, 106, (24e6, 2.0e6, 59.9)),
-    Entry(name="efficientnet_b0", twist=Twist(1.0, 1.0, 1.0, 224, rules="efficientnet"), family="efficientnet",
-          description="EfficientNet-B0, the base every TinyNet is twisted from",
-          paper=Metrics(390e6, 5.3e6, 77.1, source=_PAPER),
-          checkpoint="efficientnet_b0.ra_in1k"),
+    _base_entry("efficientnet_b0", "EfficientNet-B0, the base every TinyNet is twisted from",
+                Metrics(390e6, 5.3e6, 77.1, source=_PAPER)),
     *(_shrunken(k) for k in (1, 2, 3, 4)),
-    Entry(name="efficientnet_lite0",
-          twist=Twist(1.0, 1.0, 1.0, 224, base="efficientnet_lite0", rules="lite"), family="efficientnet",
-          description="EfficientNet-Lite0: ReLU6, no SE, fixed stem/head (a second base)",
-          checkpoint="efficientnet_lite0.pypi_in1k"),  # verifiable offline (sha256 pinned); ra_in1k by tag
+    _base_entry("efficientnet_lite0", "EfficientNet-Lite0: ReLU6, no SE, fixed stem/head (a second base)"),
+    _base_entry("mobilenetv3_large_100", "MobileNetV3-Large: ReLU/hard-swish, hard-sigmoid SE, pooled head "
+                "(a third base)", family="mobilenetv3"),
 )
 
 _BY_NAME: dict[str, Entry] = {e.name: e for e in ENTRIES}

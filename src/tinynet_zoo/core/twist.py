@@ -10,7 +10,7 @@ from typing import Any
 from ..checks import integer, number
 from ..errors import InvalidArgumentError
 from .arch import Arch, decode_parts
-from .bases import get_base, get_rules
+from .bases import DEFAULT_BASE, get_base, get_rules
 from .flops import count_macs, count_params
 
 MIN_RESOLUTION, MAX_RESOLUTION = 32, 1024  # input pixels every part of the package accepts
@@ -37,7 +37,7 @@ class Twist:
     d: float
     w: float
     resolution: int
-    base: str = "efficientnet_b0"
+    base: str = DEFAULT_BASE
     rules: str = "tinynet"
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
@@ -53,7 +53,7 @@ class Twist:
         get_rules(self.rules)
 
     @classmethod
-    def from_multipliers(cls, r: float, d: float, w: float, base: str = "efficientnet_b0",
+    def from_multipliers(cls, r: float, d: float, w: float, base: str = DEFAULT_BASE,
                          rules: str = "tinynet") -> "Twist":
         """A Twist whose resolution is the base's scaled by r (nearest even pixel)."""
         if isinstance(r, (int, float)) and math.isfinite(r) and r > 0:
@@ -116,7 +116,7 @@ class Twist:
                 f"base={self.base}, rules={self.rules})")
 
 
-def giant(phi: float, base: str = "efficientnet_b0", resolution: int | None = None) -> Twist:
+def giant(phi: float, base: str = DEFAULT_BASE, resolution: int | None = None) -> Twist:
     """EfficientNet's compound ('giant') formula at a continuous phi; negative phi shrinks."""
     number("phi", phi)
     r, d, w = GAMMA ** phi, ALPHA ** phi, BETA ** phi

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..checks import integer, number
-from ..core.bases import get_base, get_rules
+from ..core.bases import DEFAULT_BASE, get_base, get_rules
 from ..core.budget import format_macs, parse_budget
 from ..core.solver import macs_of
 from ..core.twist import MIN_RESOLUTION, check_resolution, even_resolution
@@ -43,7 +43,7 @@ class SearchConfig:
     data: str
     budgets: tuple[float, ...]
     trials: int
-    base: str = "efficientnet_b0"
+    base: str = DEFAULT_BASE
     rules: str = "tinynet"
     base_resolution: int = 0  # pixels r is relative to; 0 means the base's own (224)
     epochs: int = 3

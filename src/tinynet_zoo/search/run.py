@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..core.bases import DEFAULT_BASE
 from ..errors import DataError
 from .backends import make_backend
 from .config import SearchConfig, SearchSpace
@@ -75,7 +76,7 @@ def _drive(backend: Any, todo: list[TrialSpec], results: ResultsFile, progress: 
 
 
 def run_search(data: "str | Path", budgets: "Sequence[float | str] | str", trials: int, out: "str | Path", *,
-               base: str = "efficientnet_b0", rules: str = "tinynet", base_resolution: int | None = None,
+               base: str = DEFAULT_BASE, rules: str = "tinynet", base_resolution: int | None = None,
                epochs: int = 3, batch_size: int = 64, lr: float = 3e-3, val_fraction: float = 0.2,
                seed: int = 0, pretrained: "bool | str" = False, augment: bool = False,
                space: SearchSpace | None = None,

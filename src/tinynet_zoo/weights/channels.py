@@ -7,6 +7,9 @@ Cutting a wider network down to a narrower one must keep the *same* channels in 
 - `m{s}.{i}`: the expansion channels of block (s, i): its 1x1 expansion, depthwise conv and projection input;
 - `e{s}.{i}`: its squeeze-excite channels;
 - `head`: the head conv's outputs and the classifier's inputs; `classes`: the classifier's outputs.
+
+Keys follow timm's EfficientNet and MobileNetV3 (the classes bases are built by): a conv-bn-act block ("cn") is
+`conv` + `bn1`; the head is `conv_head` + `bn2` for a "norm" head, `conv_head` with a bias for a "pooled" one.
 """
 from __future__ import annotations
 
@@ -47,6 +50,9 @@ def key_groups(arch: "Arch") -> dict[str, Dims]:
         prefix = f"blocks.{stage}.{index}"
         source = "stem" if stage == 0 and index == 0 else f"s{stage - 1 if index == 0 else stage}"
         target, mid, se = f"s{stage}", f"m{stage}.{index}", f"e{stage}.{index}"
+        if block.kind == "cn":
+            out.update({f"{prefix}.conv.weight": (target, source, None, None), **_bn(f"{prefix}.bn1", target)})
+            continue
         if block.kind == "ds":
             out.update({f"{prefix}.conv_dw.weight": (source, None, None, None), **_bn(f"{prefix}.bn1", source),
                         f"{prefix}.conv_pw.weight": (target, source, None, None), **_bn(f"{prefix}.bn2", target)})
@@ -59,7 +65,8 @@ def key_groups(arch: "Arch") -> dict[str, Dims]:
         if block.se_chs:
             out.update(_se(prefix, mid, se))
     last = f"s{arch.blocks[-1].stage}"
-    out.update({"conv_head.weight": ("head", last, None, None), **_bn("bn2", "head"),
+    head = _bn(arch.base.head_norm, "head") if arch.base.head_norm else {"conv_head.bias": ("head",)}
+    out.update({"conv_head.weight": ("head", last, None, None), **head,
                 "classifier.weight": ("classes", "head"), "classifier.bias": ("classes",)})
     return out
 
@@ -69,7 +76,7 @@ def group_sizes(arch: "Arch", num_classes: int = 1000) -> dict[str, int]:
     sizes = {"stem": arch.stem_chs, "head": arch.head_chs, "classes": num_classes}
     for block, (stage, index) in zip(arch.blocks, positions(arch)):
         sizes[f"s{stage}"] = block.out_chs
-        if block.kind != "ds":
+        if block.kind == "ir":
             sizes[f"m{stage}.{index}"] = block.mid_chs
         if block.se_chs:
             sizes[f"e{stage}.{index}"] = block.se_chs
@@ -77,6 +84,7 @@ def group_sizes(arch: "Arch", num_classes: int = 1000) -> dict[str, int]:
 
 
 def last_norm(arch: "Arch") -> dict[str, str]:
-    """For every block key prefix, the batch norm that writes into the residual stream ('bn3', or 'bn2' for ds)."""
-    return {f"blocks.{s}.{i}": ("bn2" if block.kind == "ds" else "bn3")
+    """For every block key prefix, the batch norm that writes into the residual stream ('bn3'; 'bn2' for ds, 'bn1'
+    for cn)."""
+    return {f"blocks.{s}.{i}": {"ds": "bn2", "cn": "bn1"}.get(block.kind, "bn3")
             for block, (s, i) in zip(arch.blocks, positions(arch))}

@@ -42,13 +42,15 @@ def leading_importance(arch: "Arch") -> Importance:
 
 def weight_importance(state: dict[str, Any], arch: "Arch") -> Importance:
     """Scores from the weights alone: |batch-norm scale| of the layer writing each channel (no data needed)."""
-    scores: Importance = {"stem": state["bn1.weight"].abs().float(), "head": state["bn2.weight"].abs().float()}
+    norm = arch.base.head_norm  # a pooled head has no norm: the size of each output's weights instead
+    head = state[f"{norm}.weight"].abs().float() if norm else state["conv_head.weight"].abs().float().flatten(1).sum(1)
+    scores: Importance = {"stem": state["bn1.weight"].abs().float(), "head": head}
     last = last_norm(arch)
     for block, (stage, index) in zip(arch.blocks, positions(arch)):
         prefix = f"blocks.{stage}.{index}"
         stream = state[f"{prefix}.{last[prefix]}.weight"].abs().float()
         scores[f"s{stage}"] = scores.get(f"s{stage}", 0) + stream  # every block of the stage writes the stream
-        if block.kind != "ds":
+        if block.kind == "ir":
             scores[f"m{stage}.{index}"] = state[f"{prefix}.bn2.weight"].abs().float()
         if block.se_chs:
             scores[f"e{stage}.{index}"] = state[f"{prefix}.se.conv_reduce.weight"].abs().float().flatten(1).sum(1)
@@ -75,11 +77,12 @@ def measure_activations(teacher: "nn.Module", arch: "Arch", batches: Iterable["t
             means[key] = means.get(key, 0) + (x.mean(dim=(0, 2, 3)) if x.dim() == 4 else x.mean(dim=0))
         return hook
 
-    watched = [(teacher.bn1, "stem"), (teacher.bn2, "head")]
+    head = getattr(teacher, arch.base.head_norm) if arch.base.head_norm else teacher.conv_head
+    watched = [(teacher.bn1, "stem"), (head, "head")]
     for block, (stage, index) in zip(arch.blocks, positions(arch)):
         module = teacher.blocks[stage][index]
         watched.append((module, f"s{stage}"))
-        if block.kind != "ds":
+        if block.kind == "ir":
             watched.append((module.bn1, f"m{stage}.{index}"))
         if block.se_chs:
             watched.append((module.se.conv_reduce, f"e{stage}.{index}"))
@@ -108,10 +111,14 @@ def activation_importance(teacher: "nn.Module", arch: "Arch", batches: Iterable[
 def _followers(arch: "Arch") -> dict[str, str]:
     """Each layer that mixes channels → the tensor that absorbs the mean of the inputs it loses: the running
     mean of the batch norm right after it, or its own bias."""
-    out = {"conv_head.weight": "bn2.running_mean", "classifier.weight": "classifier.bias"}
+    norm = arch.base.head_norm
+    out = {"conv_head.weight": f"{norm}.running_mean" if norm else "conv_head.bias",
+           "classifier.weight": "classifier.bias"}
     for block, (stage, index) in zip(arch.blocks, positions(arch)):
         prefix = f"blocks.{stage}.{index}"
-        if block.kind == "ds":
+        if block.kind == "cn":
+            out[f"{prefix}.conv.weight"] = f"{prefix}.bn1.running_mean"
+        elif block.kind == "ds":
             out[f"{prefix}.conv_pw.weight"] = f"{prefix}.bn2.running_mean"
         else:
             out[f"{prefix}.conv_pw.weight"] = f"{prefix}.bn1.running_mean"
