@@ -216,10 +216,12 @@ def _format2(data: dict[str, Any], path: Path) -> ModelConfig:
     args = _mapping("model_args", data.get("model_args", {}), _MODEL_ARGS)
     num_classes = integer("num_classes", data["num_classes"], 0)
     in_chans, config = _data(cfg["input_size"], cfg)
-    if args.get("in_chans", in_chans) != in_chans or cfg.get("num_classes", num_classes) != num_classes:
-        raise InvalidArgumentError(f"model_args in_chans {args.get('in_chans')!r} and pretrained_cfg num_classes "
-                                   f"{cfg.get('num_classes')!r} must equal input_size[0] {in_chans} and "
-                                   f"num_classes {num_classes}")
+    if args.get("in_chans", in_chans) != in_chans:
+        raise InvalidArgumentError(f"model_args in_chans must equal input_size[0] ({in_chans}), got "
+                                   f"{args['in_chans']!r}")
+    if cfg.get("num_classes", num_classes) != num_classes:
+        raise InvalidArgumentError(f"pretrained_cfg num_classes must equal num_classes ({num_classes}), got "
+                                   f"{cfg['num_classes']!r}")
     name = _name(data.get("architecture"), twist, args, path)
     if data.get("num_features", twist.arch.head_chs) != twist.arch.head_chs:
         raise InvalidArgumentError(f"num_features must be {twist.arch.head_chs} (the head of twist {twist}), got "
