@@ -105,9 +105,9 @@ def from_model(model: Any) -> ModelConfig:
     if not hasattr(model, "classifier"):
         raise InvalidArgumentError("save the classifier model, not a features_only backbone")
     labels = cfg.get("label_names")
-    if labels is not None and len(labels) != model.num_classes:
-        raise InvalidArgumentError(f"the model has {model.num_classes} classes but {len(labels)} label names; "
-                                   "give one name per class")
+    if labels is not None and (isinstance(labels, str) or len(labels) != model.num_classes):
+        raise InvalidArgumentError(f"the model has {model.num_classes} classes but label names {labels!r}; "
+                                   "give a list with one name per class")
     twist = Twist.from_dict(cfg["twist"])
     entry = catalogued(cfg.get("architecture"), twist)
     size = cfg["input_size"]
@@ -116,7 +116,7 @@ def from_model(model: Any) -> ModelConfig:
     pool = getattr(getattr(model, "global_pool", None), "pool_type", "avg")
     return ModelConfig(twist=twist, name=entry.name if entry else "twist", num_classes=model.num_classes,
                        data=data, in_chans=size[0], global_pool=pool,
-                       label_names=tuple(labels) if labels is not None else None)
+                       label_names=_labels(list(labels), model.num_classes) if labels is not None else None)
 
 
 def read_model_config(folder: "str | Path") -> ModelConfig:
