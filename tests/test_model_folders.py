@@ -88,6 +88,15 @@ def test_extra_may_not_replace_the_configs_own_keys(tmp_path, key):
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize("labels, match", [("abc", "label names 'abc'; give a list with one name per class"),
+                                           ([1, 2, 3], "label_names must be a list of 3 non-empty strings"),
+                                           (["a", "a", "b"], "label_names must be distinct")])
+def test_a_model_whose_labels_no_folder_could_hold_is_refused_before_saving(tmp_path, labels, match):
+    with pytest.raises(tz.InvalidArgumentError, match=match):
+        tz.save_pretrained(_model(labels=labels), tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
 def test_model_config_round_trips_and_gives_timms_pretrained_cfg(saved, tmp_path):
     tz.save_pretrained(_model(), tmp_path / "m", metrics={"top1": 50.0}, extra={"dataset": "pets"})
     on_disk = json.loads((tmp_path / "m" / "config.json").read_text())

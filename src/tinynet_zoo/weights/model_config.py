@@ -105,9 +105,9 @@ def from_model(model: Any) -> ModelConfig:
     if not hasattr(model, "classifier"):
         raise InvalidArgumentError("save the classifier model, not a features_only backbone")
     labels = cfg.get("label_names")
-    if labels is not None and len(labels) != model.num_classes:
-        raise InvalidArgumentError(f"the model has {model.num_classes} classes but {len(labels)} label names; "
-                                   "give one name per class")
+    if labels is not None and (isinstance(labels, str) or len(labels) != model.num_classes):
+        raise InvalidArgumentError(f"the model has {model.num_classes} classes but label names {labels!r}; "
+                                   "give a list with one name per class")
     twist = Twist.from_dict(cfg["twist"])
     entry = catalogued(cfg.get("architecture"), twist)
     size = cfg["input_size"]
@@ -116,7 +116,7 @@ def from_model(model: Any) -> ModelConfig:
     pool = getattr(getattr(model, "global_pool", None), "pool_type", "avg")
     return ModelConfig(twist=twist, name=entry.name if entry else "twist", num_classes=model.num_classes,
                        data=data, in_chans=size[0], global_pool=pool,
-                       label_names=tuple(labels) if labels is not None else None)
+                       label_names=_labels(list(labels), model.num_classes) if labels is not None else None)
 
 
 def read_model_config(folder: "str | Path") -> ModelConfig:
@@ -216,10 +216,12 @@ def _format2(data: dict[str, Any], path: Path) -> ModelConfig:
     args = _mapping("model_args", data.get("model_args", {}), _MODEL_ARGS)
     num_classes = integer("num_classes", data["num_classes"], 0)
     in_chans, config = _data(cfg["input_size"], cfg)
-    if args.get("in_chans", in_chans) != in_chans or cfg.get("num_classes", num_classes) != num_classes:
-        raise InvalidArgumentError(f"model_args in_chans {args.get('in_chans')!r} and pretrained_cfg num_classes "
-                                   f"{cfg.get('num_classes')!r} must equal input_size[0] {in_chans} and "
-                                   f"num_classes {num_classes}")
+    if args.get("in_chans", in_chans) != in_chans:
+        raise InvalidArgumentError(f"model_args in_chans must equal input_size[0] ({in_chans}), got "
+                                   f"{args['in_chans']!r}")
+    if cfg.get("num_classes", num_classes) != num_classes:
+        raise InvalidArgumentError(f"pretrained_cfg num_classes must equal num_classes ({num_classes}), got "
+                                   f"{cfg['num_classes']!r}")
     name = _name(data.get("architecture"), twist, args, path)
     if data.get("num_features", twist.arch.head_chs) != twist.arch.head_chs:
         raise InvalidArgumentError(f"num_features must be {twist.arch.head_chs} (the head of twist {twist}), got "
