@@ -164,6 +164,8 @@ def test_recalibration_arguments_are_checked(model):
      "started with --budget 8M, --no-compare, not --budget 6M, without --no-compare"),
     ("finetune", "use pretrained='inherit' or checkpoint_path=", "use --pretrained inherit or a model folder as MODEL"),
     ("formula", "formula 'tiny' gives r=0.5, d=1.2", "formula 'tiny' gives r=0.5, d=1.2"),  # not keywords
+    ("finetune", "got Twist(r=1.0, resolution=64); pass resolution=32", "got Twist(r=1.0, resolution=64); pass "
+                                                                         "--resolution 32"),  # code kept as it is
 ])
 def test_cli_errors_name_the_commands_flags(command, message, shown):
     assert shown in for_command(message, subcommand(build_parser(), command))

@@ -106,7 +106,7 @@ def test_a_rerun_with_other_options_names_them_and_overwrite_starts_again(data, 
     assert main([*argv, "--overwrite"]) == 0
     assert steps[0] == ("train", "teacher", True) and ("train", "student", True) in steps  # no stale resume
     recorded = json.loads((out / "shrink.json").read_text())
-    assert recorded["settings"]["budget"] == "4M" and recorded["restart"] == ["plain", "scratch"]
+    assert recorded["settings"]["budget"] == "4M" and recorded["restart"] == ["plain", "scratch", "deploy"]
     steps.clear()
     shrink(data, out, budget="4M", compare=False)  # the same command again: everything is recorded
     assert steps == [("report",)]

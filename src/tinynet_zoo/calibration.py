@@ -154,22 +154,25 @@ def _split(model: "nn.Module", found: list, labelled: bool) -> tuple[list, list]
     """(held-out, fit) batches: a seeded fifth of the images (not of the batches) is held out."""
     import torch
 
-    images = torch.cat([x for x, _ in found])
+    views = [image for x, _ in found for image in x]  # one copy below, in the held-out order
     channels = getattr(model, "pretrained_cfg", {}).get("input_size", (None,))[0] or getattr(model, "in_chans", None)
-    if channels is not None and images.shape[1] != channels:
-        raise InvalidArgumentError(f"recalibrate_bn: the data has {images.shape[1]}-channel images but the model "
+    if channels is not None and views[0].shape[0] != channels:
+        raise InvalidArgumentError(f"recalibrate_bn: the data has {views[0].shape[0]}-channel images but the model "
                                    f"takes {channels} channels")
     labels = torch.cat([y for _, y in found]) if labelled else None
     classes = getattr(model, "num_classes", None)
     if labels is not None and classes and (int(labels.min()) < 0 or int(labels.max()) >= classes):
         raise InvalidArgumentError(f"recalibrate_bn: labels must be class indices in [0, {classes - 1}] for this "
                                    f"model, got values in [{int(labels.min())}, {int(labels.max())}]")
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    order = torch.randperm(len(views), generator=torch.Generator().manual_seed(0))
+    images = torch.stack([views[i] for i in order.tolist()])
+    labels = labels[order] if labels is not None else None
     cut = max(1, len(images) // 5)
-    def pick(chosen: "torch.Tensor") -> list:  # batches of even size: none of a single image (batch norm refuses)
-        parts = chosen.tensor_split(max(1, -(-len(chosen) // BATCH)))
-        return [(images[part], labels[part] if labels is not None else None) for part in parts]
-    return pick(order[:cut]), pick(order[cut:])
+
+    def pick(start: int, stop: int) -> list:  # batches of even size: none of a single image (batch norm refuses)
+        parts = torch.arange(start, stop).tensor_split(max(1, -(-(stop - start) // BATCH)))
+        return [(images[p[0]:p[-1] + 1], labels[p[0]:p[-1] + 1] if labels is not None else None) for p in parts]
+    return pick(0, cut), pick(cut, len(images))
 
 
 def recalibrate_bn(model: "nn.Module", data: Any, reference: "nn.Module | None" = None,

@@ -29,12 +29,20 @@ def _flag(action: argparse.Action, keyword: str, value: str) -> str:
     return f"{flag} {plain}" if plain else flag
 
 
+def _in_call(text: str, at: int) -> bool:
+    """Whether position `at` lies inside the parentheses of a call or repr such as `Twist(...)`."""
+    opened = text.rfind("(", 0, at)
+    return opened > 0 and text.rfind(")", 0, at) < opened and (text[opened - 1].isalnum() or text[opened - 1] == "_")
+
+
 def for_command(message: str, parser: argparse.ArgumentParser) -> str:
     """`message` with each Python keyword that the command has a flag for written as that flag."""
     flags = _flags(parser)
 
     def swap(match: re.Match) -> str:
         keyword, value = match.group(1), match.group(2)
+        if _in_call(message, match.start()):  # code shown as it is, e.g. Twist(r=1.0, resolution=64)
+            return match.group(0)
         dest = ALIASES.get(keyword, f"--{keyword.replace('_', '-')}").lstrip("-").replace("-", "_")
         if dest in flags:
             return _flag(flags[dest], keyword, value)

@@ -73,12 +73,14 @@ def _latency(spec: Any, resolution: int, backend: str) -> tuple[float, str]:
     return time_calls(lambda: predict(batch), LATENCY_WARMUP, LATENCY_RUNS).median_ms, predict.backend
 
 
-def _deploy(out: Path, steps: dict[str, Any], student: Twist, resolution: int, backend: str) -> dict[str, Any]:
-    """Export the student (verified ONNX) and time it and the teacher on the same engine choice."""
+def _deploy(out: Path, steps: dict[str, Any], student: Twist, resolution: int, backend: str,
+            restart: bool = False) -> dict[str, Any]:
+    """Export the student (verified ONNX; `restart` replaces the export of a run started again) and time it and the
+    teacher on the same engine choice."""
     tic = time.perf_counter()
     path = out / EXPORT_NAME
-    if not path.is_file():
-        export(Path(steps["student"]["folder"]), path)
+    if restart or not path.is_file():
+        export(Path(steps["student"]["folder"]), path, overwrite=restart)
     student_ms, engine = _latency(Path(steps["student"]["folder"]), student.resolution, backend)
     teacher_ms, _ = _latency(Path(steps["teacher"]["folder"]), resolution, engine)
     return {"onnx": str(path), "student_latency_ms": student_ms, "teacher_latency_ms": teacher_ms,
@@ -111,7 +113,8 @@ def write_report(out: Path, state: ShrinkState, student: Twist, teacher: Twist, 
                  backend: str = "auto") -> ShrinkReport:
     """Export the student, measure latencies (a resumable step), write report.json and report.png."""
     steps = state.data["steps"]
-    deployed = state.step("deploy", lambda: _deploy(out, steps, student, resolution, backend))
+    deployed = state.step("deploy", lambda: _deploy(out, steps, student, resolution, backend,
+                                                    **state.fresh("deploy", {})))
     teacher_at = Twist.from_dict({**teacher.to_dict(), "resolution": resolution})
     classes = create(Path(steps["student"]["folder"])).num_classes  # MACs and params with the data's head
     seconds = {name: step["seconds"] for name, step in steps.items() if isinstance(step, dict) and "seconds" in step}

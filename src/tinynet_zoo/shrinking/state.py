@@ -10,7 +10,7 @@ from ..errors import InvalidArgumentError
 from ..files import write_json_atomic
 
 STATE_NAME = "shrink.json"
-TRAINING_STEPS = ("teacher", "student", "plain", "scratch")  # the steps that train into a run folder
+RESTARTED = ("teacher", "student", "plain", "scratch", "deploy")  # steps whose earlier files a restart replaces
 
 
 def _option(key: str, value: Any) -> str:
@@ -44,7 +44,7 @@ class ShrinkState:
         settings = json.loads(json.dumps(settings))
         self.data: dict[str, Any] = {"settings": settings, "steps": {}}
         if self.path.is_file() and overwrite:
-            self.data["restart"] = list(TRAINING_STEPS)
+            self.data["restart"] = list(RESTARTED)
             write_json_atomic(self.path, self.data)
         elif self.path.is_file():
             found = _read(self.path)
@@ -59,8 +59,8 @@ class ShrinkState:
             self.data = found
 
     def fresh(self, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """A training step's keyword arguments, with restart=True when an overwrite must not resume old
-        checkpoints."""
+        """A step's keyword arguments, with restart=True when a run started again must not reuse the earlier
+        run's checkpoints or export."""
         return {**kwargs, "restart": True} if name in self.data.get("restart", []) else kwargs
 
     def step(self, name: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
