@@ -30,9 +30,10 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "bases.md"
 BEGIN, END = "<!-- measured: benchmarks/bases.py writes from here -->", "<!-- measured: to here -->"
 
 
-def _train(model, data: Path, out: Path, epochs: int, **knobs) -> dict:
+def _train(model, data: Path, out: Path, epochs: int, resolution: int = RESOLUTION, **knobs) -> dict:
+    """Fine-tune (or train) at `resolution` px: the teacher at the data's 64 px, a student at its twist's."""
     tic = time.perf_counter()
-    result = tz.finetune(model, data, out, resolution=RESOLUTION, epochs=epochs, val_fraction=VAL_FRACTION,
+    result = tz.finetune(model, data, out, resolution=resolution, epochs=epochs, val_fraction=VAL_FRACTION,
                          progress=False, **knobs)
     return {"top1": result.best_top1, "seconds": round(time.perf_counter() - tic, 1), "folder": str(out / "best")}
 
@@ -41,10 +42,10 @@ def teacher(base: str, data: Path, out: Path, epochs: int) -> dict:
     """The base network fine-tuned on the digits: from its ImageNet weights where they load, else from scratch."""
     try:
         tz.create(base, pretrained=True)
-        start = "ImageNet weights"
+        start = "from ImageNet weights"
         row = _train(base, data, out, epochs)
     except tz.CheckpointNotFoundError:
-        start = "scratch (no ImageNet weights here)"
+        start = "from scratch: no ImageNet weights here"
         twist = tz.model_info(base).twist.replace(resolution=RESOLUTION)
         row = _train(twist, data, out, epochs, pretrained=False)
     return {**row, "start": start, "twist": tz.model_info(base).twist.replace(resolution=RESOLUTION)}
@@ -54,13 +55,13 @@ def student(twist: Twist, teacher_folder: str, data: Path, out: Path, epochs: in
     """A student cut from the teacher (channels ranked on the digits), then fine-tuned."""
     model = tz.create(twist, pretrained="inherit", inherit_from=Path(teacher_folder), calibration=data)
     tz.save_pretrained(model, out / "init", overwrite=True)
-    return {**_train(out / "init", data, out / "run", epochs), "twist": twist}
+    return {**_train(out / "init", data, out / "run", epochs, twist.resolution), "twist": twist}
 
 
 def report_card(base: str, budgets: list[str], data: Path, root: Path, epochs: int) -> list[dict]:
     """Teacher, then per budget the tiny- and giant-formula students and the tiny twist from scratch."""
     top = teacher(base, data, root / base / "teacher", epochs)
-    rows = [{"base": base, "model": f"teacher ({top['start']})", **top}]
+    rows = [{"base": base, "model": f"teacher, {top['start']}", **top}]
     for budget in budgets:
         tiny = tz.for_flops(budget, base=base, resolution=RESOLUTION)
         giant = tz.for_flops(budget, base=base, resolution=RESOLUTION, formula="giant")
@@ -71,7 +72,7 @@ def report_card(base: str, budgets: list[str], data: Path, root: Path, epochs: i
             {"base": base, "model": f"giant-formula student, {budget}",
              **student(giant, top["folder"], data, where / "giant", epochs)},
             {"base": base, "model": f"tiny-formula twist from scratch, {budget}",
-             **_train(tiny, data, where / "scratch", epochs, pretrained=False), "twist": tiny},
+             **_train(tiny, data, where / "scratch", epochs, tiny.resolution, pretrained=False), "twist": tiny},
         ]
         print(json.dumps([_plain(r) for r in rows[-3:]]), flush=True)
     return rows
@@ -89,7 +90,8 @@ def markdown(results: dict) -> str:
     lines = [
         f"Measured by `python benchmarks/bases.py --epochs {results['epochs']} --budgets {results['budgets']}` on "
         f"{results['machine']}; load average {results['loads'][0]} at the start and {results['loads'][-1]} at the "
-        "end (the machine is shared). Digits at 64 px, 600 train / 200 held out; MACs at 64 px.", "",
+        f"end (the machine is shared). {results['images']} digits at 64 px, a stratified {VAL_FRACTION:.0%} held out; "
+        "each row trained and evaluated at its own px; MACs and params there with a 1000-class head.", "",
         "| base | model | r | d | w | px | MACs | params | val top-1 |", "|---|---|---|---|---|---|---|---|---|"]
     for row in results["rows"]:
         lines.append(f"| {row['base']} | {row['model']} | {row['r']:.3g} | {row['d']:.3g} | {row['w']:.3g} | "
@@ -122,7 +124,7 @@ def main() -> None:
         data = export_digits(root / "digits", size=RESOLUTION, limit=args.limit)
         rows = [r for base in BASES for r in report_card(base, args.budgets.split(","), data, root, args.epochs)]
     loads.append(f"{os.getloadavg()[0]:.2f}")
-    results = {"epochs": args.epochs, "budgets": args.budgets, "loads": loads,
+    results = {"epochs": args.epochs, "budgets": args.budgets, "loads": loads, "images": args.limit,
                "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores", "rows": [_plain(r) for r in rows]}
     text = markdown(results)
     print(text)

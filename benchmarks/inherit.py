@@ -1,11 +1,12 @@
-"""Weight inheritance on real weights: how closely untrained Lite0 students follow the Lite0 teacher.
+"""Weight inheritance on real weights: how closely untrained students follow their pretrained base (Lite0 by default,
+any base with --base, e.g. mobilenetv3_large_100).
 
 Agreement = the share of held-out views on which the student's top-1 ImageNet class is the teacher's. Views are
 random resized crops (25-100% of the area) and flips of scikit-image's 13 sample photos at 224 px: 256
 calibration views (seed 0) rank the channels, 256 other views (seed 1) are held out. A proxy on 13 photos,
 not an ImageNet accuracy.
 
-    python benchmarks/inherit.py [--views 256]
+    python benchmarks/inherit.py [--views 256] [--base efficientnet_lite0]
 """
 from __future__ import annotations
 
@@ -22,12 +23,15 @@ from tinynet_zoo.weights.inherit import inherit, leading_importance, measure_act
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
           "stereo_motorcycle", "colorwheel", "camera", "brick", "grass", "gravel")
-STUDENTS = {
-    "width 0.9": Twist(1.0, 1.0, 0.9, 224, base="efficientnet_lite0", rules="lite"),
-    "width 0.75": Twist(1.0, 1.0, 0.75, 224, base="efficientnet_lite0", rules="lite"),
-    "depth 0.7": Twist(1.0, 0.7, 1.0, 224, base="efficientnet_lite0", rules="lite"),
-    "r 0.8, d 0.8, w 0.9": Twist(0.8, 0.8, 0.9, 180, base="efficientnet_lite0", rules="lite"),
-}
+def students_for(base: str) -> dict[str, Twist]:
+    """The students cut from `base` (under its own rules): two widths, a depth, and all three twisted."""
+    rules = tz.model_info(base).twist.rules
+    return {
+        "width 0.9": Twist(1.0, 1.0, 0.9, 224, base=base, rules=rules),
+        "width 0.75": Twist(1.0, 1.0, 0.75, 224, base=base, rules=rules),
+        "depth 0.7": Twist(1.0, 0.7, 1.0, 224, base=base, rules=rules),
+        "r 0.8, d 0.8, w 0.9": Twist(0.8, 0.8, 0.9, 180, base=base, rules=rules),
+    }
 
 
 def photos() -> list[np.ndarray]:
@@ -81,16 +85,18 @@ def students(teacher: torch.nn.Module, twist: Twist, calibration: torch.Tensor) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--views", type=int, default=256)
+    parser.add_argument("--base", default="efficientnet_lite0", help="the pretrained base to cut students from, "
+                        "e.g. mobilenetv3_large_100")
     args = parser.parse_args()
     tic = time.perf_counter()
     torch.manual_seed(0)
-    teacher = tz.create("efficientnet_lite0", pretrained=True).eval()
+    teacher = tz.create(args.base, pretrained=True).eval()
     calibration, held = views(args.views, seed=0), views(args.views, seed=1)
     print(f"machine load average {os.getloadavg()[0]:.2f}; {args.views} calibration and {args.views} held-out views")
     print("| student | MACs | random init | leading slice | importance from weights | importance from views | "
           "+ mean compensation |")
     print("|---|---|---|---|---|---|---|")
-    for label, twist in STUDENTS.items():
+    for label, twist in students_for(args.base).items():
         batch = torch.nn.functional.interpolate(held, size=twist.resolution, mode="bilinear", antialias=True)
         reference = top1(teacher, batch)
         scores = {name: 100 * (top1(model, batch) == reference).float().mean().item()

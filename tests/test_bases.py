@@ -163,3 +163,14 @@ def test_a_search_on_mobilenetv3_fits_a_formula_that_for_flops_serves(tmp_path):
 def planted_train(twist, config):
     """Accuracy rising with r only (a deterministic stand-in for training)."""
     return {"top1": 50 + 40 * twist.r, "latency_ms": 1.0}
+
+
+def test_every_mobilenetv3_tensor_has_its_channel_groups(teacher):
+    from tinynet_zoo.weights.channels import group_sizes, key_groups
+
+    arch = tz.Twist(1.0, 1.0, 1.0, 64, base=MNV3, rules="mobilenetv3").arch
+    groups, sizes = key_groups(arch), group_sizes(arch, num_classes=10)
+    tensors = {k: v for k, v in teacher.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert set(groups) == set(tensors)  # conv-bn-act stage and pooled head (conv_head.bias, no bn2) included
+    for key, dims in groups.items():
+        assert all(group is None or sizes[group] == n for group, n in zip(dims, tensors[key].shape)), key

@@ -21,7 +21,7 @@ def test_list_info_table(capsys):
     data = json.loads(out)
     assert data["macs"] == 99_536_432 and data["twist"]["w"] == 0.54
     code, out, _ = run(capsys, "table", "--json")
-    assert code == 0 and len(json.loads(out)) == 11
+    assert code == 0 and len(json.loads(out)) == 12
 
 
 def test_formula_command(capsys):

@@ -33,17 +33,22 @@ def teacher(digits, tmp_path_factory):
     return root / "run" / "best"
 
 
-@pytest.mark.parametrize("twist", [tz.Twist(0.6, 0.7, 0.6, 64), tz.Twist(0.6, 1.0, 0.75, 64, rules="efficientnet")])
-def test_every_tensor_that_shares_channels_keeps_the_same_ones(twist):
+MNV3_WIDE = tz.Twist(0.6, 1.0, 1.0, 64, base="mobilenetv3_large_100", rules="mobilenetv3")
+
+
+@pytest.mark.parametrize("wide, twist", [
+    (WIDE, tz.Twist(0.6, 0.7, 0.6, 64)), (WIDE, tz.Twist(0.6, 1.0, 0.75, 64, rules="efficientnet")),
+    (MNV3_WIDE, tz.Twist(0.6, 0.6, 0.8, 64, base="mobilenetv3_large_100", rules="mobilenetv3"))])
+def test_every_tensor_that_shares_channels_keeps_the_same_ones(wide, twist):
     torch.manual_seed(0)
-    big, small = tz.create(WIDE), tz.create(twist)
+    big, small = tz.create(wide), tz.create(twist)
     for module in big.modules():  # distinct statistics, so a wrong pick shows
         if isinstance(module, torch.nn.BatchNorm2d):
             module.weight.data.uniform_(0.1, 2.0)
             module.running_mean.data.normal_()
-    importance = weight_importance(big.state_dict(), WIDE.arch)
-    state = inherit(big.state_dict(), WIDE.arch, small.state_dict(), twist.arch, importance)
-    kept = select(importance, WIDE.arch, twist.arch, 1000)
+    importance = weight_importance(big.state_dict(), wide.arch)
+    state = inherit(big.state_dict(), wide.arch, small.state_dict(), twist.arch, importance)
+    kept = select(importance, wide.arch, twist.arch, 1000)
     for key, dims in key_groups(twist.arch).items():
         source = big.state_dict().get(key)
         if source is None:
@@ -54,7 +59,7 @@ def test_every_tensor_that_shares_channels_keeps_the_same_ones(twist):
         overlap = tuple(slice(0, n) for n in state[key].shape)
         assert torch.equal(state[key], source[overlap]), key
     sizes = group_sizes(twist.arch)
-    assert all(kept[g].numel() == min(n, group_sizes(WIDE.arch)[g]) for g, n in sizes.items() if g != "classes")
+    assert all(kept[g].numel() == min(n, group_sizes(wide.arch)[g]) for g, n in sizes.items() if g != "classes")
     small.load_state_dict(state)  # every shape fits
 
 
