@@ -113,7 +113,7 @@ def test_runtime_candidates_empty_string_and_thread_conflicts(tmp_path):
         tz.runtime(model, candidates=[], cache_dir=tmp_path)
     with pytest.raises(tz.InvalidArgumentError, match=r"candidates must be a list of backend names .*got 5"):
         tz.runtime(model, candidates=5, cache_dir=tmp_path)
-    with pytest.raises(tz.BackendNotInstalledError, match=r"no candidate runs at threads=2: executorch use their "
+    with pytest.raises(tz.BackendNotInstalledError, match=r"no candidate runs at threads=2: executorch uses its "
                                                           r"process-wide thread setting"):
         tz.runtime(model, candidates=["executorch"], threads=2, cache_dir=tmp_path)
     predictor = tz.runtime(model, candidates="torch", cache_dir=tmp_path)  # one name, not its letters
