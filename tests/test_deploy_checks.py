@@ -113,7 +113,7 @@ def test_runtime_candidates_empty_string_and_thread_conflicts(tmp_path):
         tz.runtime(model, candidates=[], cache_dir=tmp_path)
     with pytest.raises(tz.InvalidArgumentError, match=r"candidates must be a list of backend names .*got 5"):
         tz.runtime(model, candidates=5, cache_dir=tmp_path)
-    with pytest.raises(tz.BackendNotInstalledError, match=r"no candidate runs at threads=2: executorch use their "
+    with pytest.raises(tz.BackendNotInstalledError, match=r"no candidate runs at threads=2: executorch uses its "
                                                           r"process-wide thread setting"):
         tz.runtime(model, candidates=["executorch"], threads=2, cache_dir=tmp_path)
     predictor = tz.runtime(model, candidates="torch", cache_dir=tmp_path)  # one name, not its letters
@@ -258,3 +258,18 @@ def test_for_flops_lands_the_lowest_budget_of_its_own_range():
     for resolution in (32, 48):
         low = budget_range("efficientnet_b0", resolution, "tiny")[0]
         assert low * 0.99 <= tz.for_flops(low, resolution=resolution).macs <= low
+
+
+def test_bench_cli_quick_reaches_bench_and_its_help_says_how_long(capsys, monkeypatch):
+    import tinynet_zoo.cli.deploy as cli_deploy
+    seen = {}
+    row = {"model": "tinynet_e", "macs": 24e6, "resolution": 106, "backend": "eager", "config": "timm eager",
+           "median_ms": 2.0, "p90_ms": 3.0, "runs": 20, "images_per_s": None, "speedup": 1.0, "vs_best_plain": 1.0,
+           "throughput_speedup": None}
+    monkeypatch.setattr(cli_deploy, "bench", lambda models, backends, **kw: seen.update(kw, models=models) or [row])
+    assert main(["bench", "tinynet_e", "tinynet_a", "--quick", "--no-progress"]) == 0
+    assert seen["quick"] is True and seen["models"] == ["tinynet_e", "tinynet_a"] and seen["progress"] is False
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--quick spends about 4 CPU minutes on `bench tinynet_e tinynet_a`" in help_text

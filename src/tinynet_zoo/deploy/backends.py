@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -22,19 +23,36 @@ if TYPE_CHECKING:
     import numpy as np
     import torch.nn as nn
 
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """One CPU engine as `runtime` offers it: the package (and extra) it needs, whether it takes a thread count,
+    and which exported files it reads. Declared once in ENGINES; every other table here is derived from it."""
+
+    name: str
+    package: str
+    extra: "str | None"
+    threaded: bool
+    reads: tuple[str, ...] = ()  # exported-file suffixes it runs
+
+
 # openvino: converted from the torch module (ov.convert_model), or read from a .onnx/.xml file;
 # openvino-onnx: always through the verified ONNX export (the route the OpenVINO IR files took before)
-BACKENDS = ("onnxruntime", "openvino", "openvino-onnx", "executorch", "torch", "torch-compile")
+ENGINES = (EngineSpec("onnxruntime", "onnxruntime", "deploy", True, (".onnx",)),
+           EngineSpec("openvino", "openvino", "deploy", True, (".onnx", ".xml")),
+           EngineSpec("openvino-onnx", "openvino", "deploy", True, (".onnx",)),
+           EngineSpec("executorch", "executorch", "mobile", False, (".pte",)),
+           EngineSpec("torch", "torch", None, False),
+           EngineSpec("torch-compile", "torch", None, False))
+BACKENDS = tuple(e.name for e in ENGINES)
 PLAIN = ("eager", "compile-plain", "onnxruntime-plain", "openvino-plain", "executorch-plain")  # bench's plain recipes
 BENCH_ROWS = PLAIN + BACKENDS + ("auto",)  # every row `bench` can measure
-_PACKAGES = {"onnxruntime": ("onnxruntime", "deploy"), "openvino": ("openvino", "deploy"),
-             "openvino-onnx": ("openvino", "deploy"), "executorch": ("executorch", "mobile"),
-             "torch": ("torch", None), "torch-compile": ("torch", None)}
-THREADED = ("onnxruntime", "openvino", "openvino-onnx")  # the backends whose engines take a thread count
+_PACKAGES = {e.name: (e.package, e.extra) for e in ENGINES}
+THREADED = tuple(e.name for e in ENGINES if e.threaded)  # the backends whose engines take a thread count
 FILE_KINDS = {".onnx": "an ONNX model (tz.export or torch.onnx.export)",
               ".xml": "OpenVINO IR (the .xml with its .bin beside it)",
               ".pte": "an ExecuTorch program (tz.export(..., 'model.pte'))"}
-FILE_BACKENDS = {".onnx": ("onnxruntime", "openvino", "openvino-onnx"), ".xml": ("openvino",), ".pte": ("executorch",)}
+FILE_BACKENDS = {suffix: tuple(e.name for e in ENGINES if suffix in e.reads) for suffix in FILE_KINDS}
 _ET_FLOAT32 = 6  # ExecuTorch's (c10's) ScalarType code of float32
 RECOMPILE_LIMIT = 256  # torch.compile: compiles of one code object per process (dynamo's default: 8)
 MAX_SHAPES = 4  # engines with static shapes keep one compiled model per batch size: the latest few

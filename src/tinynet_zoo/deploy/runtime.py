@@ -181,7 +181,8 @@ def _none_left(allowed: list[str], threads: "int | None") -> BackendNotInstalled
         return BackendNotInstalledError("no installed engine runs this model: pip install 'tinynet-zoo[deploy]' "
                                         "(onnxruntime, openvino) or 'tinynet-zoo[mobile]' (executorch)")
     return BackendNotInstalledError(
-        f"no candidate runs at threads={threads}: {', '.join(allowed)} use their process-wide thread setting "
+        f"no candidate runs at threads={threads}: {', '.join(allowed)} "
+        f"{'uses its' if len(allowed) == 1 else 'use their'} process-wide thread setting "
         f"(torch's is {_torch_threads()}); leave threads=None, or add one of {', '.join(THREADED)} to candidates")
 
 
