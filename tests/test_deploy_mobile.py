@@ -10,6 +10,7 @@ from deploy_helpers import RES, batch_of, eager, shared_export, small_model
 from conftest import require_extra
 
 require_extra("mobile")
+pytestmark = pytest.mark.slow  # lowering to ExecuTorch takes minutes
 
 
 @pytest.fixture(scope="session")

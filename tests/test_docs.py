@@ -10,12 +10,14 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from gen_models_md import models_markdown  # noqa: E402
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+SLOW_CALLS = ("tz.finetune(", "tz.shrink(")  # examples that train: a minute or more each
 
 
 def _blocks():
     for page in PAGES:
         for i, code in enumerate(BLOCK.findall(page.read_text())):
-            yield pytest.param(code, id=f"{page.name}-{i}")
+            slow = [pytest.mark.slow] if any(call in code for call in SLOW_CALLS) else []
+            yield pytest.param(code, id=f"{page.name}-{i}", marks=slow)
 
 
 @pytest.mark.parametrize("code", list(_blocks()))

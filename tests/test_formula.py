@@ -124,6 +124,7 @@ def test_custom_formula_file_round_trip(tmp_path):
         tz.for_flops(60e6, formula=str(tmp_path / "broken.json"))
 
 
+@pytest.mark.slow
 def test_leave_one_out_compares_gpr_and_linear():
     gpr, linear = leave_one_out(default_points(), "gpr"), leave_one_out(default_points(), "linear")
     assert len(gpr) == len(linear) == 6

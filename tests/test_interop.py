@@ -91,6 +91,7 @@ print(timm.is_model("efficientnet_bm3"), timm.is_model("tinynet_twist"))
 """
 
 
+@pytest.mark.slow
 def test_plain_timm_loads_catalogued_folders_with_identical_logits(timm_folders):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(timm_folders / "hub"), OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-c", PLAIN_TIMM, str(timm_folders), *TIMM_NAMES], env=env,
@@ -132,6 +133,7 @@ print(json.dumps({"own": own, "registered": first, "bm2": timm.models.model_entr
 """
 
 
+@pytest.mark.slow
 def test_registration_is_lazy_and_leaves_timms_own_names():
     out = subprocess.run([sys.executable, "-c", LAZY], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -55,6 +55,7 @@ def _cases(digits, tmp):
     }
 
 
+@pytest.mark.slow
 def test_every_command_prints_strict_json(digits, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("tinynet_zoo.search.trial.proxy_train", planted)
     cases = _cases(digits, tmp_path)

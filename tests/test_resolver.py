@@ -57,6 +57,7 @@ def test_create_info_and_preprocessing(spec, request):
     assert tuple(tz.transforms(spec)(image).shape) == (3, EXPECTED[kind][1], EXPECTED[kind][1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", KINDS, indirect=True)
 def test_export_runtime_and_bench(spec, request, tmp_path):
     resolution = EXPECTED[request.node.callspec.id][1]

@@ -140,6 +140,7 @@ def after_epoch_one(digits, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("replace_best", [False, True], ids=["checkpoint", "checkpoint+best"])
 @pytest.mark.parametrize("after", [False, True], ids=["before", "after"])
 def test_interrupted_at_every_step_of_a_save_resumes_with_nothing_lost(digits, tmp_path, monkeypatch, reference,
@@ -199,6 +200,7 @@ def cli_reference(digits, model_folder, tmp_path_factory):
     return load_file(str(generations(full)[-1] / "weights.safetensors"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("saved, delay", [(1, 0.0), (2, 0.05)])
 def test_killed_with_sigkill_mid_run_resumes(digits, model_folder, cli_reference, tmp_path, saved, delay):
     part = tmp_path / "part"
@@ -214,6 +216,7 @@ def test_killed_with_sigkill_mid_run_resumes(digits, model_folder, cli_reference
     assert rows == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_ctrl_c_prints_one_line_and_exits_130(digits, model_folder, tmp_path):
     argv, env = _cli(digits, model_folder, tmp_path / "run")
     proc = _start_and_wait(argv, env, tmp_path / "run", 1)

@@ -235,6 +235,7 @@ def test_report_finds_the_planted_answer_and_its_formula_serves_for_flops(tmp_pa
     assert stored["spearman"]["r"] == pytest.approx(report.spearman["r"])
 
 
+@pytest.mark.slow
 def test_cli_search_and_report(tmp_path, data, monkeypatch, capsys):
     monkeypatch.setattr("tinynet_zoo.search.trial.proxy_train", fake_train)  # in-process trials see the patch
     out = tmp_path / "run"

@@ -8,6 +8,8 @@ from tinynet_zoo.search.analysis import search_report
 from tinynet_zoo.search.results import RESULTS_NAME
 from tinynet_zoo.search.run import run_search
 
+pytestmark = pytest.mark.slow  # real training trials: minutes
+
 BUDGETS = ["12M", "20M"]  # MACs at up to 48 px (EfficientNet-B0 itself is 24.0M there)
 REAL = dict(base_resolution=48, epochs=1, batch_size=32)
 

@@ -109,6 +109,7 @@ def test_recalibration_is_kept_only_when_it_helps(teacher, digits):
         tz.recalibrate_bn(student, digits)
 
 
+@pytest.mark.slow
 def test_distillation_uses_the_teacher_and_caches_it_without_augmentation(teacher, digits, monkeypatch):
     calls = []
     real = tz.create
@@ -147,6 +148,7 @@ def test_defaults_warm_start_a_new_head_on_pretrained_weights(teacher, digits):
     assert result.head_warm_start["probe_images"] > 0
 
 
+@pytest.mark.slow
 def test_shrink_end_to_end_resumes_per_step(teacher, digits, tmp_path, monkeypatch):
     budget = TEACHER.macs / 4
     calls = []

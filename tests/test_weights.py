@@ -121,6 +121,7 @@ def _load_in_subprocess(args):
     return True
 
 
+@pytest.mark.slow
 def test_eight_processes_share_one_fallback_download(tmp_path, monkeypatch):
     source = tmp_path / "release" / "tinynet_e.safetensors"
     source.parent.mkdir()

@@ -2,6 +2,7 @@
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
 from skimage import data
@@ -10,8 +11,7 @@ from timm.data import create_transform, resolve_data_config
 import tinynet_zoo as tz
 from tinynet_zoo.weights.inherit import inherit, leading_importance, measure_activations
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import inherit as inherit_bench  # noqa: E402
+import inherit as inherit_bench  # benchmarks/inherit.py (benchmarks/ is on the path: conftest.py)
 
 
 def test_lite0_from_pypi_classifies_sample_photos():
@@ -23,6 +23,7 @@ def test_lite0_from_pypi_classifies_sample_photos():
     assert top1[0] in (281, 282, 285) and top1[1] == 967
 
 
+@pytest.mark.slow
 def test_inherited_students_follow_the_teacher():
     teacher = tz.create("efficientnet_lite0", pretrained=True).eval()
     calibration, held = inherit_bench.views(96, seed=0), inherit_bench.views(96, seed=1)

@@ -70,8 +70,9 @@ def _hub_path(ckpt: Checkpoint, cache_dir: "str | Path | None") -> Path:
 
     from huggingface_hub import hf_hub_download
 
+    what = f"{ckpt.tag} ({ckpt.hf_repo}@{ckpt.revision or 'main'}/{ckpt.filename})"
     return hub_download(partial(hf_hub_download, ckpt.hf_repo, ckpt.filename), ckpt.hf_repo, ckpt.revision,
-                        ckpt.filename, cache_dir, ckpt.tag, how=_how_to_fetch(ckpt))
+                        ckpt.filename, cache_dir, what, how=_how_to_fetch(ckpt))
 
 
 def _url_path(ckpt: Checkpoint, cache_dir: "str | Path | None") -> Path:

@@ -34,7 +34,7 @@ def download_folder(spec: str, cache_dir: "str | Path | None" = None) -> Path:
 
     repo_id, revision = parse_repo(spec)
     return hub_download(partial(snapshot_download, repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]), repo_id,
-                        revision, CONFIG_NAME, cache_dir, f"{HUB_PREFIX}{repo_id}")
+                        revision, CONFIG_NAME, cache_dir, f"{repo_id}@{revision or 'main'}")
 
 
 def push_to_hub(model: "nn.Module", repo_id: str, private: bool = False, token: str | None = None,

@@ -69,7 +69,7 @@ def hub_download(download: Callable[..., str], repo_id: str, revision: "str | No
                  cache_dir: "str | Path | None", what: str, how: str = OFFLINE_HELP) -> Path:
     """Run `download(revision=, cache_dir=, local_files_only=)` (hf_hub_download or snapshot_download bound to a
     repo): from the hub when it answers a first request, else from the cache, else a CheckpointNotFoundError
-    naming the hub, the cache and `how` to get the file."""
+    saying `what` is missing, naming the hub, the cache and `how` to get it."""
     reason = "HF_HUB_OFFLINE is set" if offline() else probe(repo_id, probe_file, revision)
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
     from huggingface_hub.errors import RevisionNotFoundError
@@ -87,8 +87,7 @@ def hub_download(download: Callable[..., str], repo_id: str, revision: "str | No
         if reason is None:
             raise
     if missing is not None:  # the hub answered: no such repo, revision or file (or private without a token)
-        raise CheckpointNotFoundError(f"{what}: the hub ({endpoint()}) has no {repo_id}@{revision or 'main'}/"
-                                      f"{probe_file} ({missing}); check the name, or log in for a private repo")
-    raise CheckpointNotFoundError(
-        f"{what} ({repo_id}@{revision or 'main'}) is not in the Hugging Face cache ({cache_dir_of(cache_dir)}) and "
-        f"the hub ({endpoint()}) cannot be reached ({reason}); {how}")
+        raise CheckpointNotFoundError(f"{what}: the hub ({endpoint()}) has no such repo, revision or file "
+                                      f"({missing}); check the name, or log in for a private repo")
+    raise CheckpointNotFoundError(f"{what} is not in the Hugging Face cache ({cache_dir_of(cache_dir)}) and the hub "
+                                  f"({endpoint()}) cannot be reached ({reason}); {how}")
