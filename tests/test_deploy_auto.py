@@ -42,7 +42,13 @@ def test_ratio_interval_is_the_paired_geometric_mean_with_a_t_interval():
 
 
 def test_a_clearly_slower_engine_is_out_after_the_minimum_rounds(monkeypatch):
-    monkeypatch.setattr(autoselect, "ROUND_CALLS", 2)
+    jitter = iter([1.00, 1.03, 0.98, 1.02, 0.99, 1.01] * 10)
+
+    def timed(calls, per_round, reverse=False):  # fast ~2 ms, slow ~20 ms, a little noise: a fake clock, no sleeping
+        j = next(jitter)
+        return {"fast": [0.002 * j] * per_round, "slow": [0.02 / j] * per_round}
+
+    monkeypatch.setattr(autoselect, "one_round", timed)
     winner, engine, record = autoselect.measure_candidates({"fast": lambda: Sleeper(0.002),
                                                             "slow": lambda: Sleeper(0.02)}, time_cap_s=20)
     assert winner == "fast" and engine.seconds == 0.002 and record["rounds"] == autoselect.MIN_ROUNDS

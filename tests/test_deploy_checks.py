@@ -179,8 +179,7 @@ def test_bench_cli_refuses_an_existing_plot_before_measuring(tmp_path, capsys, m
     plot = tmp_path / "latency.png"
     plot.write_text("my old plot")
     assert main(["bench", "tinynet_e", "--plot", str(plot)]) == 2
-    assert capsys.readouterr().err.strip() == (f"tinynet-zoo: error: {plot} already exists; pass overwrite=True "
-                                               "(CLI: --overwrite) to replace it")
+    assert capsys.readouterr().err.strip() == f"tinynet-zoo: error: {plot} already exists; pass --overwrite to replace it"
     assert plot.read_text() == "my old plot"
     (tmp_path / "plots").mkdir()
     assert main(["bench", "tinynet_e", "--plot", str(tmp_path / "plots")]) == 2
