@@ -103,11 +103,6 @@ def measure_activations(teacher: "nn.Module", arch: "Arch", batches: Iterable["t
     return scores, {key: value / max(count, 1) for key, value in means.items()}
 
 
-def activation_importance(teacher: "nn.Module", arch: "Arch", batches: Iterable["torch.Tensor"]) -> Importance:
-    """Scores measured on calibration images: each channel's mean absolute activation in the teacher."""
-    return measure_activations(teacher, arch, batches)[0]
-
-
 def _followers(arch: "Arch") -> dict[str, str]:
     """Each layer that mixes channels → the tensor that absorbs the mean of the inputs it loses: the running
     mean of the batch norm right after it, or its own bias."""
