@@ -415,8 +415,10 @@ def test_create_kwargs_are_applied_or_raise_our_errors(kwargs):
     if kwargs.get("features_only"):
         assert model.feature_info.channels()
         return
-    assert model.num_classes == kwargs.get("num_classes", 1000)
+    asked = kwargs.get("num_classes")
+    assert model.num_classes == (1000 if asked is None else asked)  # None: the default (a checkpoint's, else 1000)
     in_chans = kwargs.get("in_chans", 3)
+    in_chans = 3 if in_chans is None else in_chans
     assert model.conv_stem.in_channels == in_chans
     if "drop_rate" in kwargs:
         assert model.drop_rate == kwargs["drop_rate"]
