@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import torch.nn as nn
 
 LOCAL_PREFIX = "local-dir:"
-KINDS = ("entry", "budget", "twist", "folder", "hub", "module")
+SPEC_KINDS = ("entry", "budget", "twist", "folder", "hub", "module")
 SPEC_HELP = ("a model name (see list_models()), 'name.tag', a MAC budget like '50M', a Twist, a saved model "
              "folder, 'hf-hub:user/repo' or a torch module")
 
@@ -40,7 +40,7 @@ SPEC_HELP = ("a model name (see list_models()), 'name.tag', a MAC budget like '5
 class Target:
     """What a model spec names, found without building anything (resolving never imports torch)."""
 
-    kind: str  # one of KINDS
+    kind: str  # one of SPEC_KINDS
     label: str  # what users call it: the canonical name, 'twist', the folder or the hub repo
     twist: "Twist | None" = None  # None for hub repos (known once downloaded) and modules
     entry: "Entry | None" = None

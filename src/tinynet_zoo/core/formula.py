@@ -26,7 +26,7 @@ from .solver import land, land_giant
 from .twist import Twist, check_resolution
 
 MIN_BUDGET, MAX_BUDGET = 10e6, 4e9
-KINDS = ("gpr", "linear")
+FORMULA_KINDS = ("gpr", "linear")
 FORMULAS = ("tiny", "giant")
 
 
@@ -101,7 +101,7 @@ class Formula:
                           resolution=data.get("resolution"), **fits)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgumentError(f"not a valid formula file: {exc!r}") from None
-        choice("formula kind", formula.kind, KINDS)
+        choice("formula kind", formula.kind, FORMULA_KINDS)
         if any(len(p) != 3 for p in formula.points):
             raise InvalidArgumentError("not a valid formula: its points must be (macs, r, d) triples")
         if formula.resolution is not None:
@@ -151,7 +151,7 @@ def fit_formula(points: Iterable[Any], kind: str = "gpr", base: str = DEFAULT_BA
     resolution: the pixels r is relative to when the points come from a search at a small resolution
     (None: the base's own); noise: the GP's largest white-noise variance (raise it for noisy fronts).
     """
-    choice("formula kind", kind, KINDS)
+    choice("formula kind", kind, FORMULA_KINDS)
     import numpy as np
 
     pts = _points(points)

@@ -17,7 +17,7 @@ BRACKET = 1.02  # bracket growth factor around the secant estimate
 MAX_NUDGE = 12  # pixels the resolution may move from base*r (even steps)
 DEPTH_NUDGES = (1.03, 0.97, 1.06, 0.94, 1.1, 0.9)  # tried only when no resolution nudge meets the tolerance
 GOOD_ENOUGH = 0.005  # stop nudging once within 0.5% below the budget
-TOLERANCE = 0.01
+MACS_TOLERANCE = 0.01
 
 
 class _Landing(NamedTuple):
@@ -98,7 +98,7 @@ def _land_at_depth(base: Base, rules: Rules, nominal: int, d: float, budget: flo
     return best
 
 
-def land(base: Base, rules: Rules, r: float, d: float, budget: float, tolerance: float = TOLERANCE) -> Twist:
+def land(base: Base, rules: Rules, r: float, d: float, budget: float, tolerance: float = MACS_TOLERANCE) -> Twist:
     """Twist near (r, d) whose width, resolution (<= 12 px) and, rarely, depth (<= 10%) land on the budget.
 
     Width is solved on the exact MAC count; channel rounding makes MACs a staircase in w with some tall
@@ -149,7 +149,7 @@ def solve_phi(base: Base, budget: float, lo: float = -12.0, hi: float = 5.0, pre
     return lo
 
 
-def land_giant(base: Base, budget: float, tolerance: float = TOLERANCE) -> Twist:
+def land_giant(base: Base, budget: float, tolerance: float = MACS_TOLERANCE) -> Twist:
     """The giant (compound) formula at the phi solved from the budget, width re-solved on exact MACs."""
     phi = solve_phi(base, budget)
     return land(base, get_rules(base.rules), GAMMA ** phi, ALPHA ** phi, budget, tolerance)

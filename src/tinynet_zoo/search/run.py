@@ -9,13 +9,13 @@ from typing import Any, Sequence
 
 from ..core.bases import DEFAULT_BASE
 from ..errors import DataError
-from .backends import make_backend
+from .executors import make_backend
 from .config import SearchConfig, SearchSpace
 from .results import RESULTS_NAME, ResultsFile, prepare_out_dir
 from .sampling import TrialSpec, trial_specs
 from .trial import TrainFn
 
-MAX_ATTEMPTS = 2  # a failed trial is retried once, then recorded as failed
+TRIAL_ATTEMPTS = 2  # a failed trial is retried once, then recorded as failed
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def _drive(backend: Any, todo: list[TrialSpec], results: ResultsFile, progress: 
     with tqdm(total=len(todo), desc="search", unit="trial", disable=not progress) as bar:
         while backend.pending:
             spec, attempt, outcome = backend.next_done()
-            if isinstance(outcome, Exception) and attempt < MAX_ATTEMPTS:
+            if isinstance(outcome, Exception) and attempt < TRIAL_ATTEMPTS:
                 _say(bar, progress, f"trial {spec.id} failed ({type(outcome).__name__}: {outcome}); retrying once")
                 backend.submit(spec, attempt + 1)
                 continue

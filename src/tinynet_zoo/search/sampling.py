@@ -11,7 +11,7 @@ from ..core.twist import MIN_RESOLUTION, Twist, even_resolution
 from ..errors import BudgetError
 from .config import SearchConfig, trial_id
 
-MAX_ATTEMPTS = 2000  # rejection sampling: draws of (r, d) before a budget is declared unreachable
+MAX_DRAWS = 2000  # rejection sampling: draws of (r, d) before a budget is declared unreachable
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def sample_twist(config: SearchConfig, budget: float, index: int) -> Twist:
     """
     base, rules, space = get_base(config.base), get_rules(config.rules), config.space
     rng = random.Random(f"{config.seed}:{budget:.0f}:{index}")
-    for _ in range(MAX_ATTEMPTS):
+    for _ in range(MAX_DRAWS):
         r, d = rng.uniform(*space.r), rng.uniform(*space.d)
         resolution = even_resolution(config.base_resolution, r)
         if resolution < MIN_RESOLUTION:
@@ -46,7 +46,7 @@ def sample_twist(config: SearchConfig, budget: float, index: int) -> Twist:
             return Twist(resolution / config.base_resolution, round(d, 6), found.w, resolution, config.base,
                          config.rules)
     raise BudgetError(f"no twist with r in {space.r}, d in {space.d} and w in {space.w} lands within "
-                      f"{100 * space.tolerance:g}% of {format_macs(budget)} after {MAX_ATTEMPTS} draws; widen the "
+                      f"{100 * space.tolerance:g}% of {format_macs(budget)} after {MAX_DRAWS} draws; widen the "
                       "ranges or choose a budget further from the range's ends")
 
 

@@ -11,7 +11,7 @@ from .config import SearchConfig
 from .sampling import TrialSpec
 from .trial import TrainFn, execute_trial
 
-BACKENDS = ("local", "ray")
+SEARCH_BACKENDS = ("local", "ray")
 Outcome = tuple[TrialSpec, int, "dict[str, Any] | Exception"]  # spec, attempt, metrics or the error
 
 
@@ -182,7 +182,7 @@ def make_backend(name: str, config: SearchConfig, train_fn: TrainFn | None, *, w
 
     workers defaults to the CPU count // threads, and is capped at `tasks` (the trials to run).
     """
-    choice("search backend", name, BACKENDS)
+    choice("search backend", name, SEARCH_BACKENDS)
     integer("threads", threads, 1)
     if name == "ray":
         positive("cpus_per_trial", cpus_per_trial)
