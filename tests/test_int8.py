@@ -84,6 +84,7 @@ def test_search_keeps_the_most_sensitive_groups_float_then_refuses_with_the_numb
         search(model, data, lambda float_modules: wrong, 1.0, 0.98)
 
 
+@pytest.mark.slow
 def test_pte_int8_is_written_when_it_keeps_accuracy_and_reports_the_measured_numbers(digits, tmp_path):
     model = small_model()
     report = tz.export(model, tmp_path / "m.pte", precision="int8", calibration=digits, max_drop=100.0)
@@ -99,6 +100,7 @@ def test_pte_int8_is_written_when_it_keeps_accuracy_and_reports_the_measured_num
     assert report.file_bytes < fp32.file_bytes / 2
 
 
+@pytest.mark.slow
 def test_refused_int8_leaves_no_file(digits, tmp_path):
     model = small_model(labelled=False)
     with pytest.raises(tz.AccuracyLossError, match=r"top-1 agreement with float .*% on 32 held-out images.*the rule: "
@@ -137,3 +139,17 @@ def test_onnx_and_openvino_int8_run_on_their_engines(digits, tmp_path, suffix):
     assert report.int8["agreement"] == pytest.approx(100.0 * float((quantized.argmax(1) == reference.argmax(1)).mean()))
     assert sorted(p.name for p in tmp_path.iterdir()) == (["m.bin", "m.xml"] if suffix == ".xml" else ["m.onnx"])
     assert report.int8["float_layers"] == [] and len(report.int8["tries"]) == 1
+
+
+@pytest.mark.slow
+def test_cli_export_int8_prints_the_measured_numbers(digits, tmp_path, capsys):
+    from tinynet_zoo.cli import main
+
+    out = tmp_path / "m.pte"
+    argv = ["export", "10M", "--pretrained", "False", "--resolution", str(RES), "--out", str(out), "--int8",
+            "--calibration", str(digits), "--min-agreement", "0"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"wrote {out} (pte int8, input 1x3x{RES}x{RES}") and "on 32 held-out images" in text
+    assert main(argv + ["--min-agreement", "1.01"]) == 2
+    assert "min_agreement must be" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..deploy.bench import bench, format_rows, plot
 from ..deploy.export import export
+from ..deploy.int8_gate import GateResult
 from ..errors import InvalidArgumentError
 from ..factory import resolve
 from .options import pretrained_option
@@ -37,8 +38,6 @@ def cmd_export(args: argparse.Namespace) -> Any:
     data = {"model": args.model, "pretrained": pretrained, **report.to_dict()}
     shape = "x".join(map(str, report.input_shape))
     if report.int8 is not None:
-        from ..deploy.int8_gate import GateResult
-
         gate = GateResult(**{k: report.int8[k] for k in GateResult.__dataclass_fields__})
         return data, (f"wrote {report.path} ({report.format} int8, input {shape}, {report.file_bytes / 1e6:.1f} MB); "
                       f"{gate.describe()}")
