@@ -22,7 +22,7 @@ import torch
 import tinynet_zoo as tz
 from tinynet_zoo.deploy.int8_gate import int8_data
 from tinynet_zoo.deploy.quantize import file_logits
-from tinynet_zoo.deploy.timing import one_round, summarize
+from pte_variants import _latency as interleaved_latency
 from tinynet_zoo.training.data import scan_folder
 
 SUFFIX = {"pte": ".pte", "onnx": ".onnx", "openvino": ".xml"}
@@ -41,18 +41,12 @@ def split_folder(data: Path, out: Path, val_fraction: float = 0.25) -> Path:
     return out
 
 
-def _latency(paths: dict[str, Path], image: np.ndarray, rounds: int = 10) -> dict[str, float]:
+def _latency(paths: dict[str, Path], image: np.ndarray) -> dict[str, float]:
+    """Median batch-1 milliseconds of each file on its engine (interleaved rounds, as pte_variants.py)."""
     from tinynet_zoo.deploy.backends import file_engine
 
     engines = {name: file_engine(path, BACKEND[name.split()[0]]) for name, path in paths.items()}
-    calls = {name: (lambda e=engine: e.run(image)) for name, engine in engines.items()}
-    for call in calls.values():
-        call()
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for index in range(rounds):
-        for name, measured in one_round(calls, 10, reverse=index % 2 == 1).items():
-            times[name] += measured
-    return {name: summarize(measured).median_ms for name, measured in times.items()}
+    return interleaved_latency({name: engine.run for name, engine in engines.items()}, image)
 
 
 def measure(folder: Path, split: Path, engines: list[str], workdir: Path) -> list[dict]:

@@ -9,6 +9,7 @@ quantization.
 """
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -115,8 +116,12 @@ def onnx_int8(float_onnx: Path, target: Path, calibration: "torch.Tensor", batch
             return None if chunk is None else {"input": chunk}
 
     excluded = onnx_excluded(onnx.load(str(float_onnx)), float_modules) if float_modules else None
-    quantize_static(str(float_onnx), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
+    logging.disable(logging.WARNING)  # its advice to pre-process the graph is not the user's concern
+    try:
+        quantize_static(str(float_onnx), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def openvino_int8(qdq_onnx: Path, target_xml: Path) -> None:
