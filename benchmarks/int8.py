@@ -106,8 +106,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         split = split_folder(Path(args.data), Path(tmp) / "split")
         for folder in args.models:
-            rows += measure(Path(folder), split, args.engines.split(","), Path(tmp))
+            try:
+                rows += measure(Path(folder), split, args.engines.split(","), Path(tmp))
+            except tz.TinyNetZooError as error:  # e.g. the float export failing its own check
+                print(f"{folder}: {error}", flush=True)
             print(markdown(rows), flush=True)
+            for row in rows:
+                if "refused" in row:
+                    print(f"{row['model']} {row['engine']}: {row['refused']}", flush=True)
     print(f"load average {os.getloadavg()}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
