@@ -63,6 +63,10 @@ class DataError(TinyNetZooError, ValueError):
     """A data folder that cannot be trained on (missing, empty, a class without images); the message says why."""
 
 
+class AccuracyLossError(TinyNetZooError):
+    """An int8 file refused because it lost too much accuracy against float; the message has the measured numbers."""
+
+
 class ExtraNotInstalledError(TinyNetZooError, ImportError):
     """An optional dependency is missing; the message names the extra to install (pip install 'tinynet-zoo[...]')."""
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..deploy.bench import bench, check_plot_path, format_rows, plot
 from ..deploy.export import export
+from ..deploy.int8_gate import GateResult
 from ..errors import InvalidArgumentError
 from ..factory import resolve
 from .options import pretrained_option
@@ -34,9 +35,15 @@ def cmd_export(args: argparse.Namespace) -> Any:
     if pretrained is None:  # the one resolver says what the spec brings: a checkpoint, a folder's weights, inherit
         pretrained = resolve(args.model).default_pretrained()
     report = export(args.model, args.out, format=args.format, batch=args.batch or None, resolution=args.resolution,
-                    pretrained=pretrained, variant=args.variant, overwrite=args.overwrite)
+                    pretrained=pretrained, variant=args.variant, overwrite=args.overwrite,
+                    precision="int8" if args.int8 else "fp32", calibration=args.calibration, max_drop=args.max_drop,
+                    min_agreement=args.min_agreement)
     data = {"model": args.model, "pretrained": pretrained, **report.to_dict()}
     shape = "x".join(map(str, report.input_shape))
+    if report.int8 is not None:
+        gate = GateResult(**{k: report.int8[k] for k in GateResult.__dataclass_fields__})
+        return data, (f"wrote {report.path} ({report.format} int8, input {shape}, {report.file_bytes / 1e6:.1f} MB); "
+                      f"{gate.describe()}")
     kind = report.format + (f" {report.variant}" if report.format == "pte" else "")
     text = (f"wrote {report.path} ({kind}, input {shape}, {report.file_bytes / 1e6:.1f} MB"
             + (f" with {report.path.with_suffix('.bin').name}" if report.format == "openvino" else "") + "); "

@@ -203,7 +203,15 @@ def _deploy(sub: Any) -> None:
     p.add_argument("--resolution", type=int, default=None, help="input pixels (default: the model's own)")
     p.add_argument("--pretrained", default=None,
                    help="weights: True (the checkpoint; default for catalogued names), inherit, a tag, or False")
-    p.add_argument("--variant", default="fp32", help="pte only: fp32, fp16 or int8")
+    p.add_argument("--variant", default="fp32", help="pte only: fp32 or fp16")
+    p.add_argument("--int8", action="store_true",
+                   help="int8, calibrated on --calibration and written only if it keeps accuracy on held-out images")
+    p.add_argument("--calibration", default=None, metavar="DIR",
+                   help="--int8: images like the model will see (class sub-folders named like its classes, or "
+                        "train/ and val/, make the check use labels)")
+    p.add_argument("--max-drop", type=float, default=1.0, help="--int8 with labels: top-1 points it may lose")
+    p.add_argument("--min-agreement", type=float, default=0.98,
+                   help="--int8 without labels: share of held-out images whose top-1 must equal float's")
     p.add_argument("--overwrite", action="store_true", help="replace an existing file at --out")
     p.set_defaults(func=_handler("deploy", "cmd_export"))
 

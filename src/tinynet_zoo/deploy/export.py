@@ -15,7 +15,9 @@ from ..factory import create
 from ..files import ensure_parent_dir, refuse_existing, temporary_beside
 from .backends import file_engine, is_installed, openvino_model, require, require_exporter
 from .fold import fold_batchnorm
+from .int8_gate import MAX_DROP, MIN_AGREEMENT
 from .pte import RELATIVE_TOLERANCE, check_variant, lower
+from .quantize import PRECISIONS, check_int8, write_int8
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -40,6 +42,7 @@ class ExportReport:
     variant: str = "fp32"
     tolerance: float = TOLERANCE  # the bound max_abs_diff was held to
     file_bytes: int = 0  # the file's size (OpenVINO: .xml + .bin)
+    int8: "dict[str, Any] | None" = None  # precision="int8": the accuracy gate's numbers (deploy/int8_gate.py)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
@@ -137,24 +140,35 @@ def _check_options(format: str, batch: "int | None", opset: "int | None", varian
 
 def export(model_or_name: Any, path: "str | Path", format: "str | None" = None, batch: "int | None" = 1,
            resolution: "int | None" = None, pretrained: "bool | str" = False, opset: "int | None" = None,
-           tolerance: float = TOLERANCE, variant: str = "fp32", overwrite: bool = False) -> ExportReport:
+           tolerance: float = TOLERANCE, variant: str = "fp32", overwrite: bool = False, precision: str = "fp32",
+           calibration: Any = None, max_drop: float = MAX_DROP, min_agreement: float = MIN_AGREEMENT) -> ExportReport:
     """Export a model spec to ONNX (.onnx), OpenVINO IR (.xml + .bin) or ExecuTorch (.pte), verified against eager.
 
     format: onnx, openvino or pte (default: from the extension). batch: a fixed batch size, or None for a
     dynamic batch axis (ONNX, OpenVINO; batches 1 and 3 are then verified). variant (pte): fp32 or fp16 (fp16
     may also differ by 1% of the largest |logit|). The file appears only once verified; an existing file is refused
-    unless overwrite=True.
+    unless overwrite=True. precision="int8" calibrates on `calibration` (a folder of images or image batches) and
+    writes the file only if it keeps accuracy on held-out images (deploy/int8_gate.py: top-1 drop <= max_drop
+    points with labels, else agreement with float >= min_agreement), or raises AccuracyLossError with the numbers.
     """
     path = Path(path)
     format = export_format(path, format)
     _check_options(format, batch, opset, variant)
+    if choice("precision", precision, PRECISIONS) == "int8":
+        check_int8(format, variant, calibration, max_drop, min_agreement)
     positive("tolerance", tolerance)
     boolean("overwrite", overwrite)
     refuse_existing(_outputs(path, format), overwrite, "export")
     ensure_parent_dir(path)
     model, resolution = prepare(model_or_name, resolution, pretrained)
-    writer = {"onnx": _write_onnx, "openvino": _write_openvino, "pte": _write_pte}[format]
-    fields = writer(model, path, resolution, batch, opset if format == "onnx" else variant, tolerance, overwrite)
+    if precision == "int8":
+        variant, fields = "int8", write_int8(
+            model, path, format, resolution, batch, calibration, max_drop, min_agreement,
+            lambda m, target: _export_onnx(m, resolution, batch, target, opset), lambda moves: _place(moves, overwrite))
+        fields.update(opset=opset if format == "onnx" else None, batchnorm_nodes=0)
+    else:
+        writer = {"onnx": _write_onnx, "openvino": _write_openvino, "pte": _write_pte}[format]
+        fields = writer(model, path, resolution, batch, opset if format == "onnx" else variant, tolerance, overwrite)
     shape = ("N" if batch is None else batch, 3, resolution, resolution)
     size = sum(p.stat().st_size for p in _outputs(path, format))
     return ExportReport(path, format, shape, variant=variant, file_bytes=size, **fields)

@@ -1,8 +1,9 @@
 """ExecuTorch programs (.pte) for phones: torch.export, then XNNPACK lowering with `to_edge_transform_and_lower`.
 
 Variants: fp32, and fp16 (weights and activations in half precision, fp32 input and output, so an app feeds
-the same tensor either way). int8 is not offered: with the real EfficientNet-Lite0 weights, XNNPACK's static
-int8 quantisation changed the top-1 class of 3 of the 13 scikit-image sample photos (docs/deploy.md).
+the same tensor either way). int8 is not a variant: uncalibrated, it changed the top-1 class of 3 of the 13
+scikit-image sample photos with the real EfficientNet-Lite0 weights; `export(..., precision="int8",
+calibration=DIR)` calibrates on the user's images and checks accuracy (deploy/quantize.py).
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ if TYPE_CHECKING:
 
 VARIANTS = ("fp32", "fp16")
 NOT_OFFERED = {
-    "int8": "XNNPACK static int8 (per-channel, calibrated on the mirrored sample photos) changed the top-1 class of "
-            "3 of the 13 scikit-image sample photos with the real EfficientNet-Lite0 weights (docs/deploy.md)",
+    "int8": "int8 needs calibration images and an accuracy check: pass precision='int8' and calibration=DIR (CLI: "
+            "--int8 --calibration DIR)",
 }
 # fp16 logits differ from fp32 by rounding: verified relative to the largest |logit| instead of absolutely
 RELATIVE_TOLERANCE = {"fp16": 1e-2}

@@ -1,0 +1,184 @@
+"""int8 files for every engine, calibrated on the user's images and written only if they keep accuracy.
+
+ExecuTorch (.pte): torch.export, then PT2E with XNNPACK's quantizer (per-channel symmetric int8 weights,
+per-tensor int8 activations), lowered to XNNPACK. ONNX: onnxruntime's static quantization (QDQ, per-channel int8
+weights, uint8 activations, MinMax calibration). OpenVINO IR: that QDQ graph converted by OpenVINO, whose CPU
+plugin runs the quantize/dequantize pairs as int8 (NNCF is not needed). Each try is run by its engine on
+held-out images and judged by `int8_gate`; layers the gate's sensitivity search keeps float are left out of
+quantization.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import InvalidArgumentError
+from .backends import file_engine, require, require_exporter
+from .fold import fold_batchnorm
+from .int8_gate import Int8Data, check_thresholds, int8_data, search
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    import torch.nn as nn
+
+PRECISIONS = ("fp32", "int8")
+BACKEND = {"pte": "executorch", "onnx": "onnxruntime", "openvino": "openvino"}
+
+
+def check_int8(format: str, variant: str, calibration: Any, max_drop: Any, min_agreement: Any) -> None:
+    """Refuse an int8 request that cannot run, before any work starts."""
+    if variant != "fp32":
+        raise InvalidArgumentError(f"precision='int8' replaces variant={variant!r}; leave variant at 'fp32'")
+    if calibration is None:
+        raise InvalidArgumentError("precision='int8' needs calibration images: pass calibration=DIR (CLI: "
+                                   "--calibration DIR), a folder of images like the ones the model will see; class "
+                                   "sub-folders named like the model's classes (or train/ and val/) make the "
+                                   "accuracy check use labels")
+    if isinstance(calibration, (str, Path)) and not Path(calibration).is_dir():
+        raise InvalidArgumentError(f"calibration folder {calibration} does not exist or is not a folder")
+    check_thresholds(max_drop, min_agreement)
+    require(BACKEND[format])
+    if format != "pte":
+        require("onnxruntime")  # its static quantizer writes the QDQ graph OpenVINO also reads
+        require_exporter()
+
+
+def _chunks(images: "torch.Tensor", batch: int) -> list["torch.Tensor"]:
+    """`images` in batches of exactly `batch` (the last one padded by repeating its first image)."""
+    import torch
+
+    out = []
+    for start in range(0, len(images), batch):
+        chunk = images[start:start + batch]
+        out.append(torch.cat([chunk, chunk[:1].expand(batch - len(chunk), *chunk.shape[1:])]) if len(chunk) < batch
+                   else chunk)
+    return out
+
+
+def file_logits(path: Path, format: str, images: "torch.Tensor", batch: "int | None") -> "np.ndarray":
+    """Logits of `images` from the written file, run by its engine."""
+    import numpy as np
+
+    engine = file_engine(path, BACKEND[format])
+    size = batch or 32
+    logits = [engine.run(chunk.numpy()) for chunk in _chunks(images, size)]
+    return np.concatenate(logits)[:len(images)]
+
+
+def pte_int8(folded: "nn.Module", calibration: "torch.Tensor", batch: int, float_modules: tuple[str, ...]) -> bytes:
+    """An XNNPACK-lowered int8 ExecuTorch program (PT2E, per-channel symmetric weights); `float_modules` stay
+    float."""
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+                                                                         get_symmetric_quantization_config)
+    from executorch.exir import to_edge_transform_and_lower
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import get_module_name_filter
+
+    example = (calibration[:1].expand(batch, *calibration.shape[1:]).contiguous(),)
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    if float_modules:
+        filters = [get_module_name_filter(name) for name in float_modules]
+        quantizer.set_filter_function(lambda node: not any(f(node) for f in filters))
+    with torch.no_grad():
+        prepared = prepare_pt2e(torch.export.export(folded, example).module(), quantizer)
+        for chunk in _chunks(calibration, batch):
+            prepared(chunk)
+        program = torch.export.export(convert_pt2e(prepared), example)
+    return to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch().buffer
+
+
+def onnx_excluded(graph: Any, float_modules: tuple[str, ...]) -> list[str]:
+    """Names of the ONNX nodes the exporter recorded as coming from `float_modules` (or their children)."""
+    names = []
+    for node in graph.graph.node:
+        scopes = " ".join(p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes")
+        if any(f"'{m}'" in scopes for m in float_modules):  # the scopes list every enclosing module
+            names.append(node.name)
+    return names
+
+
+def onnx_int8(float_onnx: Path, target: Path, calibration: "torch.Tensor", batch: "int | None",
+              float_modules: tuple[str, ...]) -> None:
+    """onnxruntime's static QDQ quantization of a float ONNX file (per-channel int8 weights, uint8 activations)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    chunks = iter(chunk.numpy() for chunk in _chunks(calibration, batch or 1))
+
+    class Reader(CalibrationDataReader):
+        def get_next(self) -> "dict | None":
+            chunk = next(chunks, None)
+            return None if chunk is None else {"input": chunk}
+
+    excluded = onnx_excluded(onnx.load(str(float_onnx)), float_modules) if float_modules else None
+    logging.disable(logging.WARNING)  # its advice to pre-process the graph is not the user's concern
+    try:
+        quantize_static(str(float_onnx), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def openvino_int8(qdq_onnx: Path, target_xml: Path) -> None:
+    """OpenVINO IR (.xml + .bin) of a QDQ ONNX graph; OpenVINO's CPU plugin runs it in int8."""
+    import openvino as ov
+
+    ov.save_model(ov.convert_model(str(qdq_onnx)), str(target_xml), compress_to_fp16=False)
+
+
+def _builder(model: "nn.Module", format: str, data: Int8Data, batch: "int | None", workdir: Path,
+             export_onnx: Callable[["nn.Module", Path], None]) -> Callable[[tuple[str, ...]], "np.ndarray"]:
+    """A function that writes one int8 try (float_modules kept float) into workdir and returns its held-out
+    logits; the latest file is workdir/int8 with the format's suffix."""
+    folded = fold_batchnorm(model)
+    suffix = {"pte": ".pte", "onnx": ".onnx", "openvino": ".xml"}[format]
+    latest = workdir / f"int8{suffix}"
+    if format != "pte":
+        export_onnx(folded, workdir / "float.onnx")
+
+    def build(float_modules: tuple[str, ...]) -> "np.ndarray":
+        if format == "pte":
+            latest.write_bytes(pte_int8(folded, data.calibration, batch or 1, float_modules))
+        else:
+            qdq = workdir / "int8.onnx"
+            onnx_int8(workdir / "float.onnx", qdq, data.calibration, batch, float_modules)
+            if format == "openvino":
+                openvino_int8(qdq, latest)
+        return file_logits(latest, format, data.held_out, batch)
+
+    return build
+
+
+def write_int8(model: "nn.Module", path: Path, format: str, resolution: int, batch: "int | None", calibration: Any,
+               max_drop: float, min_agreement: float, export_onnx: Callable[["nn.Module", Path], None],
+               place: Callable[[list[tuple[Path, Path]]], None]) -> dict[str, Any]:
+    """Calibrate, search for the int8 file that passes the accuracy gate, and place it at `path`; raise
+    AccuracyLossError with the measured numbers (writing nothing) when none does."""
+    import numpy as np
+    import torch
+
+    data = int8_data(calibration, model.pretrained_cfg.get("label_names"), resolution)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
+        workdir = Path(tmp)
+        build, seen = _builder(model, format, data, batch, workdir, export_onnx), {}
+
+        def tracked(float_modules: tuple[str, ...]) -> "np.ndarray":
+            seen["logits"] = build(float_modules)
+            return seen["logits"]
+
+        passed, tries = search(model, data, tracked, max_drop, min_agreement)
+        latest = workdir / f"int8{path.suffix}"
+        with torch.inference_mode():
+            worst = float(np.abs(seen["logits"] - model(data.held_out).numpy()).max())
+        if format == "openvino":
+            place([(latest.with_suffix(".bin"), path.with_suffix(".bin")), (latest, path)])
+        else:
+            place([(latest, path)])
+    return {"max_abs_diff": worst, "verified_batches": (batch,) if batch else (32,), "tolerance": None,
+            "int8": {**passed.to_dict(), "tries": [t.to_dict() for t in tries], "max_drop": max_drop,
+                     "min_agreement": min_agreement, "calibration_images": len(data.calibration)}}

@@ -1,0 +1,155 @@
+"""int8 export: calibration data and its split, the accuracy gate (pass and refuse), the sensitivity search that
+keeps layers float, and the written files run by their engines."""
+import numpy as np
+import pytest
+import torch
+
+import tinynet_zoo as tz
+from tinynet_zoo.deploy.int8_gate import candidate_groups, int8_data, judge, search, sensitivity
+from tinynet_zoo.deploy.quantize import file_logits
+from tinynet_zoo.training.data import export_digits
+
+RES = 32
+TWIST = tz.Twist(0.3, 0.4, 0.35, RES)
+CLASSES = [str(i) for i in range(10)]
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    return export_digits(tmp_path_factory.mktemp("digits32"), size=RES, limit=64)
+
+
+def small_model(labelled=True):
+    torch.manual_seed(0)
+    model = tz.create(TWIST, num_classes=10).eval()
+    with torch.no_grad():
+        model.classifier.weight.normal_(0, 0.5)
+    if labelled:
+        model.pretrained_cfg["label_names"] = CLASSES
+    return model
+
+
+def test_class_folders_named_like_the_classes_make_labelled_data(digits):
+    data = int8_data(digits, CLASSES, RES)
+    assert (len(data.calibration), len(data.held_out)) == (32, 32)
+    assert data.labels is not None and sorted(set(data.labels.tolist())) == list(range(10))
+    # the same folder for a model without class names: no labels, the same images
+    plain = int8_data(digits, None, RES)
+    assert plain.labels is None and len(plain.held_out) == 32
+
+
+def test_too_few_images_are_refused(tmp_path):
+    few = export_digits(tmp_path / "few", size=RES, limit=20)
+    with pytest.raises(tz.DataError, match=r"gave 10 calibration and 10 held-out image\(s\); at least 16 of each"):
+        int8_data(few, CLASSES, RES)
+
+
+def test_judge_applies_the_rule():
+    reference = np.eye(4)[[0, 1, 2, 3] * 25]  # 100 images, float right on all
+    quantized = reference.copy()
+    quantized[:2] = np.eye(4)[[3, 3]]  # int8 wrong on 2 of them
+    labels = torch.tensor([0, 1, 2, 3] * 25)
+    assert judge(reference, quantized, labels, 2.0, 0.98).passed  # a 2-point drop, allowed 2
+    strict = judge(reference, quantized, labels, 1.0, 0.98)
+    assert (strict.passed, strict.float_top1, strict.int8_top1, strict.agreement) == (False, 100.0, 98.0, 98.0)
+    assert judge(reference, quantized, None, 1.0, 0.98).passed  # unlabelled: 98% agreement
+    assert not judge(reference, quantized, None, 1.0, 0.99).passed
+
+
+def test_search_keeps_the_most_sensitive_groups_float_then_refuses_with_the_numbers(digits):
+    model = small_model()
+    data = int8_data(digits, None, RES)  # unlabelled: judged by agreement with float
+    groups = candidate_groups(model)
+    assert groups["first"] == ["conv_stem"] and groups["last"] == ["conv_head", "classifier"]
+    assert all(name.endswith(".se") for key, names in groups.items() if key not in ("first", "last") for name in names)
+    scores = sensitivity(model, data.calibration)
+    assert set(scores) == set(groups) and all(v >= 0 for v in scores.values())
+    order = sorted(scores, key=lambda g: -scores[g])
+    asked = []
+
+    def build(float_modules):  # an int8 file that disagrees with float everywhere until all groups are float
+        asked.append(float_modules)
+        with torch.inference_mode():
+            logits = model(data.held_out).numpy()
+        return logits if len(float_modules) == sum(map(len, groups.values())) else -logits
+
+    passed, tries = search(model, data, build, 1.0, 0.98)
+    sizes = [len(t.float_layers) for t in tries]
+    assert sizes[0] == 0 and sizes[-1] == len(groups) and passed.passed
+    assert list(tries[1].float_layers) == order[:1]
+    with torch.inference_mode():
+        wrong = np.eye(10)[(model(data.held_out).argmax(1).numpy() + 1) % 10]  # never float's class
+    with pytest.raises(tz.AccuracyLossError, match=r"nothing was written: top-1 agreement with float 0.0% on 32 "
+                                                   r"held-out images;.*the rule: top-1 agreement with float >= 98%"):
+        search(model, data, lambda float_modules: wrong, 1.0, 0.98)
+
+
+@pytest.mark.slow
+def test_pte_int8_is_written_when_it_keeps_accuracy_and_reports_the_measured_numbers(digits, tmp_path):
+    model = small_model()
+    report = tz.export(model, tmp_path / "m.pte", precision="int8", calibration=digits, max_drop=100.0)
+    assert report.variant == "int8" and report.int8["labelled"] and report.int8["images"] == 32
+    data = int8_data(digits, CLASSES, RES)
+    quantized = file_logits(report.path, "pte", data.held_out, 1)
+    with torch.inference_mode():
+        reference = model(data.held_out).numpy()
+    agreement = 100.0 * float((quantized.argmax(1) == reference.argmax(1)).mean())
+    assert report.int8["agreement"] == pytest.approx(agreement)
+    assert report.max_abs_diff == pytest.approx(float(np.abs(quantized - reference).max()), rel=1e-5)
+    fp32 = tz.export(model, tmp_path / "f.pte")
+    assert report.file_bytes < fp32.file_bytes / 2
+
+
+@pytest.mark.slow
+def test_refused_int8_leaves_no_file(digits, tmp_path):
+    model = small_model(labelled=False)
+    with pytest.raises(tz.AccuracyLossError, match=r"top-1 agreement with float .*% on 32 held-out images.*the rule: "
+                                                   r"top-1 agreement with float >= 100%"):
+        tz.export(model, tmp_path / "m.pte", precision="int8", calibration=digits, min_agreement=1.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("options, match", [
+    ({}, r"precision='int8' needs calibration images: pass calibration=DIR"),
+    ({"calibration": "nowhere"}, r"calibration folder nowhere does not exist"),
+    ({"calibration": ".", "variant": "fp16"}, r"precision='int8' replaces variant='fp16'"),
+    ({"calibration": ".", "max_drop": -1}, r"max_drop"),
+    ({"calibration": ".", "min_agreement": 98}, r"min_agreement"),
+])
+def test_int8_options_are_checked_before_work(options, match, tmp_path):
+    with pytest.raises(tz.InvalidArgumentError, match=match):
+        tz.export(TWIST, tmp_path / "m.pte", precision="int8", **options)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_precision_names_the_accepted_ones(tmp_path):
+    with pytest.raises(tz.InvalidArgumentError, match=r"unknown precision 'int4'; did you mean 'int8'\?"):
+        tz.export(TWIST, tmp_path / "m.pte", precision="int4")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".onnx", ".xml"])
+def test_onnx_and_openvino_int8_run_on_their_engines(digits, tmp_path, suffix):
+    model = small_model()
+    report = tz.export(model, tmp_path / f"m{suffix}", precision="int8", calibration=digits, max_drop=100.0)
+    data = int8_data(digits, CLASSES, RES)
+    quantized = file_logits(report.path, report.format, data.held_out, 1)
+    with torch.inference_mode():
+        reference = model(data.held_out).numpy()
+    assert report.int8["agreement"] == pytest.approx(100.0 * float((quantized.argmax(1) == reference.argmax(1)).mean()))
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["m.bin", "m.xml"] if suffix == ".xml" else ["m.onnx"])
+    assert report.int8["float_layers"] == [] and len(report.int8["tries"]) == 1
+
+
+@pytest.mark.slow
+def test_cli_export_int8_prints_the_measured_numbers(digits, tmp_path, capsys):
+    from tinynet_zoo.cli import main
+
+    out = tmp_path / "m.pte"
+    argv = ["export", "10M", "--pretrained", "False", "--resolution", str(RES), "--out", str(out), "--int8",
+            "--calibration", str(digits), "--min-agreement", "0"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"wrote {out} (pte int8, input 1x3x{RES}x{RES}") and "on 32 held-out images" in text
+    assert main(argv + ["--min-agreement", "1.01"]) == 2
+    assert "min_agreement must be" in capsys.readouterr().err
