@@ -7,7 +7,7 @@ import torch
 import tinynet_zoo as tz
 from tinynet_zoo.deploy.int8_gate import candidate_groups, int8_data, judge, search, sensitivity
 from tinynet_zoo.deploy.quantize import file_logits
-from tinynet_zoo.training.data import export_digits
+from sample_data import export_digits
 
 RES = 32
 TWIST = tz.Twist(0.3, 0.4, 0.35, RES)

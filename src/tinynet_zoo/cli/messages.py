@@ -7,10 +7,11 @@ import argparse
 import re
 
 # keywords whose flag has another name, and keywords no command has a flag for (what to give instead)
-ALIASES = {"compare": "--no-compare"}
+ALIASES = {"compare": "--no-compare", "precision": "--int8"}
 INSTEAD = {"checkpoint_path": "a model folder as MODEL (in Python, checkpoint_path=)",
            "inherit_from": "a larger pretrained model (in Python, inherit_from=)"}
-_SAID_TWICE = re.compile(r"(--[a-z-]+(?: \S+)?) \((?:CLI: )?--[a-z-]+\)")  # "--overwrite (CLI: --overwrite)"
+# "--overwrite (CLI: --overwrite)", "--calibration DIR (CLI: --int8 --calibration DIR)": the flag said once
+_SAID_TWICE = re.compile(r"(--[a-z0-9-]+(?: \S+)?) \((?:CLI: )?--[a-z0-9-]+(?: [^)]*)?\)")
 _KEYWORD = re.compile(r"\b([a-z][a-z_]*)=('[^']*'|\"[^\"]*\"|[^\s,;)]*)")
 
 
