@@ -213,6 +213,14 @@ def test_for_latency_accepts_numpy_floats():
     assert result.median_ms == pytest.approx(fake_ms(result.twist), rel=1e-6)
 
 
+def test_numpy_numbers_are_taken_like_python_numbers():  # numbers read from arrays or configs are numpy scalars
+    plain = tz.for_latency(5.0, measure=fake_ms, tolerance=0.05)
+    numpy = tz.for_latency(np.float32(5.0), measure=fake_ms, tolerance=np.float32(0.05), max_macs=np.int64(10 ** 9))
+    assert numpy.twist == plain.twist
+    with pytest.raises(tz.InvalidArgumentError, match=r"tolerance must be a finite number in \[0\.005, 1\), got np\.True_"):
+        tz.for_latency(5.0, measure=fake_ms, tolerance=np.bool_(True))
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(runs=0), r"runs must be an integer >= 1, got 0"),
     (dict(warmup=-1), r"warmup must be an integer >= 0, got -1"),

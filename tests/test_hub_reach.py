@@ -126,3 +126,10 @@ def test_cli_still_raises_a_bug(monkeypatch):
     monkeypatch.setattr(catalog, "cmd_table", bug)
     with pytest.raises(ZeroDivisionError, match="a bug, not the network"):
         main(["table"])
+
+
+def test_a_closed_output_pipe_is_not_called_a_network_failure():
+    from tinynet_zoo.weights.reach import unreachable_reason
+
+    assert unreachable_reason(BrokenPipeError(32, "Broken pipe")) is None
+    assert unreachable_reason(ConnectionRefusedError(111, "Connection refused")).startswith("ConnectionRefusedError")

@@ -123,3 +123,14 @@ def test_a_damaged_shrink_json_is_named_kept_and_explained(data, tmp_path, steps
                                                       r"choose a new --out, or pass overwrite=True"):
         shrink(data, tmp_path / "out")
     assert path.read_bytes() == before and steps == []
+
+
+def test_numpy_settings_are_recorded_as_plain_numbers(tmp_path):
+    import numpy as np
+    from tinynet_zoo.shrinking.state import ShrinkState
+
+    state = ShrinkState(tmp_path, {"budget": np.int64(8_000_000), "latency": np.float32(3.0)})
+    state.step("twist", lambda: {"macs": np.int64(7)})
+    recorded = json.loads((tmp_path / "shrink.json").read_text())
+    assert recorded["settings"] == {"budget": 8000000, "latency": 3.0} and recorded["steps"]["twist"] == {"macs": 7}
+    assert ShrinkState(tmp_path, {"budget": 8_000_000, "latency": 3.0}).done == ["twist"]  # the same run resumes

@@ -3,6 +3,7 @@ an error that names the argument, the value given and what is accepted."""
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Iterable
 
 from .errors import InvalidArgumentError, UnknownNameError, unknown
@@ -19,8 +20,8 @@ def _span(minimum: "float | None", maximum: "float | None", low_open: bool = Fal
 
 
 def integer(name: str, value: Any, minimum: "int | None" = None, maximum: "int | None" = None) -> int:
-    """`value` as an int, refusing bools, floats and values outside [minimum, maximum]."""
-    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum) or (
+    """`value` as an int (numpy integers too), refusing bools, floats and values outside [minimum, maximum]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (minimum is not None and value < minimum) or (
             maximum is not None and value > maximum):
         raise InvalidArgumentError(f"{name} must be an integer {_span(minimum, maximum)}".rstrip() +
                                    f", got {value!r}")
@@ -29,8 +30,9 @@ def integer(name: str, value: Any, minimum: "int | None" = None, maximum: "int |
 
 def number(name: str, value: Any, minimum: "float | None" = None, maximum: "float | None" = None, *,
            low_open: bool = False, high_open: bool = False) -> float:
-    """`value` as a finite float within the bounds (open or closed ends), refusing bools, NaN and infinities."""
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    """`value` as a finite float within the bounds (open or closed ends; numpy numbers too), refusing bools, NaN and
+    infinities."""
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
     if ok and minimum is not None:
         ok = value > minimum if low_open else value >= minimum
     if ok and maximum is not None:
@@ -72,3 +74,15 @@ def known_keys(kind: str, given: Iterable[str], accepted: Iterable[str]) -> None
     for key in given:
         if key not in accepted:
             raise unknown(kind, key, accepted, UnknownNameError)
+
+
+def name_list(kind: str, value: Any, empty_hint: str, what: str = "names") -> "list[str] | None":
+    """None, one name, or a non-empty list or tuple of names, as a list (a single string is one name, not its
+    letters); an empty one is refused with `empty_hint` (what to name instead)."""
+    if value is None or isinstance(value, str):
+        return None if value is None else [value]
+    if not isinstance(value, (list, tuple)):
+        raise InvalidArgumentError(f"{kind} must be a list of {what} (or one name), got {value!r}")
+    if not value:
+        raise InvalidArgumentError(f"{kind} is empty: {empty_hint}")
+    return list(value)

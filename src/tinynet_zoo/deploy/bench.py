@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from ..checks import boolean, choice, integer
+from ..checks import boolean, choice, integer, name_list
 from ..errors import InvalidArgumentError
 from ..files import ensure_parent_dir, refuse_existing, write_atomic
 from ..info import model_info
@@ -47,16 +47,10 @@ def default_backends(quick: bool = False) -> list[str]:
 
 
 def _names(kind: str, value: Any) -> "list[str] | None":
-    """None, one name, or a non-empty list of names, as a list (a single string is one name, not its letters)."""
-    if value is None or isinstance(value, str):
-        return None if value is None else [value]
-    if not isinstance(value, (list, tuple)):
-        raise InvalidArgumentError(f"{kind} must be a list of names (or one name), got {value!r}")
-    if not value:
-        raise InvalidArgumentError(f"{kind} is empty: name at least one" + (
-            "; leave backends=None for eager, the plain recipes, every installed engine and auto"
-            if kind == "backends" else " model, e.g. ['tinynet_e']"))
-    return list(value)
+    """None, one name, or a non-empty list of names, as a list."""
+    hint = ("name at least one; leave backends=None for eager, the plain recipes, every installed engine and auto"
+            if kind == "backends" else "name at least one model, e.g. ['tinynet_e']")
+    return name_list(kind, value, hint)
 
 
 def _check_backends(backends: "list[str] | None", quick: bool = False) -> list[str]:

@@ -82,7 +82,7 @@ def _checked_ms(value: Any, twist: Twist) -> float:
 
 
 def _check_search(ms: Any, tolerance: Any, runs: Any, warmup: Any, measure: Any, backend: str) -> None:
-    if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms <= 0:
+    if isinstance(ms, bool) or not isinstance(ms, numbers.Real) or not math.isfinite(ms) or ms <= 0:
         raise BudgetError(f"a latency budget is a positive number of milliseconds, got {ms!r}")
     number("tolerance", tolerance, MIN_TOLERANCE, 1, high_open=True)
     if measure is not None and not callable(measure):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..checks import choice, integer, positive
+from ..checks import choice, integer, name_list, positive
 from ..errors import BackendNotInstalledError, InvalidArgumentError
 from ..system import usable_cores
 from .autoselect import cached_choice, choice_key, graph_key, measure_candidates, store_choice
@@ -152,14 +152,8 @@ def _candidates(source: _Source, allowed: list[str], threads: "int | None",
 
 def _candidate_list(candidates: Any) -> "list[str] | None":
     """None, one backend name, or a non-empty list of names, as a list (a single string is one candidate)."""
-    if candidates is None or isinstance(candidates, str):
-        return None if candidates is None else [candidates]
-    if not isinstance(candidates, (list, tuple)):
-        raise InvalidArgumentError(f"candidates must be a list of backend names (or one name), got {candidates!r}")
-    if not candidates:
-        raise InvalidArgumentError(f"candidates is empty: name at least one backend to race, e.g. "
-                                   f"{installed_backends()} (installed), or leave candidates=None for all of them")
-    return list(candidates)
+    return name_list("candidates", candidates, f"name at least one backend to race, e.g. {installed_backends()} "
+                     "(installed), or leave candidates=None for all of them", what="backend names")
 
 
 def _allowed(source: _Source, candidates: "list[str] | None") -> list[str]:

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import InvalidArgumentError
-from ..files import write_json_atomic
+from ..errors import InvalidArgumentError, TinyNetZooError
+from ..files import json_text, read_json, write_json_atomic
 
 STATE_NAME = "shrink.json"
 RESTARTED = ("teacher", "student", "plain", "scratch", "deploy")  # steps whose earlier files a restart replaces
@@ -23,8 +23,8 @@ def _read(path: Path) -> dict[str, Any]:
     how = "move it out of the folder (it is kept as it is), choose a new --out, or pass overwrite=True to start " \
           "the run again"
     try:
-        found = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        found = read_json(path, "a shrink record")
+    except TinyNetZooError as exc:
         raise InvalidArgumentError(f"{path} is not a readable shrink record ({exc}); {how}") from None
     if not (isinstance(found, dict) and isinstance(found.get("settings"), dict)
             and isinstance(found.get("steps"), dict) and all(isinstance(v, dict) for v in found["steps"].values())
@@ -41,7 +41,7 @@ class ShrinkState:
         """Open the state in `folder`, refusing one written for other settings unless `overwrite` (which starts
         it again: the record is replaced now, and each training step starts afresh)."""
         self.path = folder / STATE_NAME
-        settings = json.loads(json.dumps(settings))
+        settings = json.loads(json_text(settings))  # as the file will hold them (numpy numbers too)
         self.data: dict[str, Any] = {"settings": settings, "steps": {}}
         if self.path.is_file() and overwrite:
             self.data["restart"] = list(RESTARTED)

@@ -48,6 +48,8 @@ def unreachable_reason(exc: BaseException) -> "str | None":
     if isinstance(exc, HfHubHTTPError):
         status = getattr(getattr(exc, "response", None), "status_code", None)
         return f"HTTP {status}" if status is not None and (status >= 500 or status in (408, 429)) else None
+    if isinstance(exc, BrokenPipeError):  # our own output went to a closed pipe: no server involved
+        return None
     transport = type(exc).__module__.split(".")[0] in _TRANSPORT_MODULES
     if transport or isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror, urllib.error.URLError)):
         return f"{type(exc).__name__}: {str(exc).strip() or 'no answer'}"
