@@ -22,7 +22,7 @@ from pathlib import Path
 
 import tinynet_zoo as tz
 from tinynet_zoo.core.twist import Twist
-from tinynet_zoo.training.data import export_digits
+from sample_data import export_digits
 
 BASES = ("efficientnet_b0", "mobilenetv3_large_100")
 RESOLUTION, VAL_FRACTION = 64, 0.25
