@@ -162,3 +162,45 @@ def test_saves_from_several_processes_into_one_folder_all_succeed(tmp_path):
     config = read_model_config(tmp_path / "shared")
     assert config.metrics["save"] == 2 and config.num_classes == 3
     assert tz.create(tmp_path / "shared").num_classes == 3
+
+
+def _save_in_progress(folder, marker=None):
+    """A hidden working folder of a save into another target, as a running save leaves it."""
+    folder.mkdir()
+    (folder / MARKER).write_text(marker if marker is not None else json.dumps({"tinynet_zoo_save": "model.v2"}))
+    (folder / "model.safetensors").write_bytes(b"being written")
+    return folder
+
+
+@pytest.mark.parametrize("hidden", [".model.v2.ab12cd34", ".model.v2.old.4242"])
+@pytest.mark.parametrize("marker", [None, ""], ids=["marked", "marked-by-an-earlier-release"])
+def test_a_save_never_touches_the_working_folders_of_a_save_into_another_folder(saved, tmp_path, hidden, marker):
+    other = _save_in_progress(tmp_path / hidden, marker)
+    recover(tmp_path / "model")
+    tz.save_pretrained(_model(), tmp_path / "model")
+    tz.save_pretrained(_model(), tmp_path / "model")  # replaces our own folder
+    assert sorted(p.name for p in other.iterdir()) == [MARKER, "model.safetensors"]
+    assert (other / "model.safetensors").read_bytes() == b"being written"
+
+
+def test_a_path_with_a_tilde_is_saved_in_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert tz.save_pretrained(_model(), "~/m") == tmp_path / "home" / "m"
+    assert sorted(os.listdir(tmp_path)) == ["home"]
+    assert sorted(os.listdir(tmp_path / "home" / "m")) == ["README.md", "config.json", "model.safetensors"]
+    recover("~/m")
+    assert sorted(os.listdir(tmp_path / "home")) == [".m.lock", "m"]
+
+
+def test_saving_into_the_current_folder_writes_there_and_keeps_it(tmp_path, monkeypatch):
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    for _ in range(2):  # into the empty folder, then over our own model folder
+        assert tz.save_pretrained(_model(), ".") == here
+        assert os.getcwd() == str(here) and os.path.samefile(".", here)  # the working folder itself stays
+        assert sorted(os.listdir(here)) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(os.listdir(tmp_path)) == [".here.lock", "here"]
+    assert tz.create(".").pretrained_cfg["label_names"] == LABELS

@@ -305,3 +305,27 @@ def test_resuming_refuses_a_run_json_of_another_model(tmp_path):
         RunFolder(out, resume=True, identity=other)
     with RunFolder(out, resume=True, identity=IDENTITY) as run:
         assert run.identity["twist"] == SMALL.to_dict()
+
+
+def test_resuming_a_run_from_before_run_json_records_it(tmp_path):
+    out = _fake_run(tmp_path / "run")
+    (out / "run.json").unlink()  # a run folder written by a release without run.json
+    with RunFolder(out, resume=True, identity=IDENTITY) as run:
+        assert run.identity["twist"] == SMALL.to_dict()
+    recorded = json.loads((out / "run.json").read_text())
+    assert {k: recorded[k] for k in IDENTITY} == IDENTITY and recorded["kind"] == "finetune-run"
+    other = {**IDENTITY, "num_classes": 7}
+    with pytest.raises(tz.InvalidArgumentError, match=r"records a run of twist .*10 classes\), not of this twist "
+                                                      r".*7 classes\); resume with the same model"):
+        RunFolder(out, resume=True, identity=other)
+    with RunFolder(out, resume=False, overwrite=True, identity=IDENTITY):  # now provably a run's own
+        assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["run.json"]
+
+
+def test_resuming_without_run_json_records_nothing_over_files_not_a_runs(tmp_path):
+    out = _fake_run(tmp_path / "run")
+    (out / "run.json").unlink()
+    _mine(out, "checkpoints/notes.txt")
+    with RunFolder(out, resume=True, identity=IDENTITY) as run:
+        assert run.identity == IDENTITY
+    assert not (out / "run.json").exists() and _still_mine(out, "checkpoints/notes.txt")

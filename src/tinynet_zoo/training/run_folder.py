@@ -63,7 +63,9 @@ class RunFolder:
         if present == [RUN_NAME]:  # a run stopped before its first epoch: nothing of it is worth keeping
             present = []
         if resume:
-            return self._same_model(recorded, identity) if recorded is not None else identity
+            if recorded is not None:
+                return self._same_model(recorded, identity)
+            return self._adopt(present, identity)
         if present and not overwrite:
             raise InvalidArgumentError(
                 f"{self.path} already holds a run ({', '.join(present)}); continue it with --resume {self.path}, "
@@ -73,10 +75,25 @@ class RunFolder:
         for name in present:  # overwrite: our own run files only, each proven ours above
             target = self.path / name
             shutil.rmtree(target) if target.is_dir() else target.unlink()
+        return self._record(identity)
+
+    def _record(self, identity: dict[str, Any]) -> dict[str, Any]:
+        """Write a new run.json recording this run's identity, and return it."""
         record = {"library": "tinynet_zoo", "kind": "finetune-run", "run_id": uuid.uuid4().hex,
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S"), **identity}
         write_json_atomic(self.path / RUN_NAME, record)
         return record
+
+    def _adopt(self, present: list[str], identity: dict[str, Any]) -> dict[str, Any]:
+        """Resuming a run written before run.json existed: record it, when its files are provably a run's own
+        (later resumes are then checked against it, and --overwrite may remove it); else leave the folder as is."""
+        if not identity or CHECKPOINTS not in present:
+            return identity
+        try:
+            self._check_layout(present)
+        except InvalidArgumentError:
+            return identity
+        return self._record(identity)
 
     def _refuse(self, what: str) -> InvalidArgumentError:
         return InvalidArgumentError(f"{what}; nothing was removed. A run's own files are kept unless run.json and "
@@ -113,6 +130,10 @@ class RunFolder:
         if recorded is None:
             raise self._refuse(f"{self.path} holds {', '.join(present)} but no run.json, so they cannot be proven "
                                "to be a run's own (--overwrite removes only a recorded run's files)")
+        self._check_layout(present)
+
+    def _check_layout(self, present: list[str]) -> None:
+        """Refuse unless each present run file is laid out as a run writes it (and holds nothing else)."""
         for name in present:
             target = self.path / name
             if target.is_symlink() or target.is_dir() != (name in (CHECKPOINTS, "best")):

@@ -4,12 +4,13 @@ through `ModelConfig` (weights/model_config.py).
 
 Saving is atomic and locked: the folder is staged whole beside its target (a hidden folder holding a marker file
 that proves it is ours) and swapped in while a lock file beside it keeps other saves into the same folder out.
-Only hidden folders holding that marker are ever removed as leftovers.
+Only hidden folders holding that marker, naming this target, are ever removed as leftovers.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -29,6 +30,7 @@ WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 OUR_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)  # everything a model folder of ours holds
 MARKER = ".tinynet_zoo-save"  # inside a folder while a save stages or swaps it: proves the folder is ours
+_EARLIER = re.compile(r"[^.]+|old\.\d{1,7}")  # an earlier release's unnamed markers: .NAME.XXXXXXXX, .NAME.old.PID
 
 
 def cpu_state(module: "nn.Module", prefix: str = "") -> dict[str, Any]:
@@ -79,14 +81,44 @@ def save_pretrained(model: "nn.Module", folder: "str | Path", metrics: dict[str,
     Saves into the same folder from several processes take turns (a lock file `.NAME.lock` beside it).
     """
     config = from_model(model).with_notes(metrics, extra)
-    folder = Path(folder)
+    folder = _absolute(folder)
     overwrite = boolean("overwrite", overwrite)
     _check_destination(folder, overwrite)  # refuse before anything is created
     ensure_writable_dir(folder.parent, "parent folder")
     with path_lock(folder.parent / f".{folder.name}.lock"):
         _recover(folder)
-        _write(model, config, folder, _check_destination(folder, overwrite))
+        whole = _check_destination(folder, overwrite) and not _holds_cwd(folder)
+        _write(model, config, folder, whole)
     return folder
+
+
+def _absolute(folder: "str | Path") -> Path:
+    """`folder` with ~ expanded, made absolute and "." / ".." taken out (so its name and parent are real ones)."""
+    return Path(os.path.abspath(Path(folder).expanduser()))
+
+
+def _holds_cwd(folder: Path) -> bool:
+    """Whether this process works inside `folder` (then its files are replaced in place: the folder itself stays)."""
+    if not folder.is_dir():
+        return False
+    cwd, real = Path.cwd(), folder.resolve()
+    return cwd == real or real in cwd.parents
+
+
+def _mark(path: Path, folder: Path) -> None:
+    """Mark `path` as a working folder of a save into `folder`: the marker names that target (and no other)."""
+    (path / MARKER).write_text(json_text({"tinynet_zoo_save": folder.name}) + "\n")
+
+
+def _marks(path: Path, folder: Path) -> bool:
+    """Whether hidden `path` beside `folder` is a marked working folder of a save into `folder` (none other's)."""
+    if path.is_symlink() or not path.is_dir() or not (path / MARKER).is_file():
+        return False
+    try:
+        named = json.loads((path / MARKER).read_text()).get("tinynet_zoo_save")
+    except (OSError, ValueError, AttributeError):  # an earlier release's marker names no target: match its name
+        return bool(_EARLIER.fullmatch(path.name[len(folder.name) + 2:]))
+    return named == folder.name
 
 
 def _write(model: "nn.Module", config: ModelConfig, folder: Path, whole: bool) -> None:
@@ -95,7 +127,7 @@ def _write(model: "nn.Module", config: ModelConfig, folder: Path, whole: bool) -
 
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        (staging / MARKER).write_text("a tinynet_zoo save in progress; removed when it completes\n")
+        _mark(staging, folder)
         save_file(cpu_state(model), str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
         (staging / CONFIG_NAME).write_text(json_text(config.to_dict(), indent=1) + "\n")
         (staging / CARD_NAME).write_text(_card(config))
@@ -114,7 +146,7 @@ def _swap_in(staging: Path, folder: Path) -> None:
     """Put the staged folder at `folder`: onto a missing or empty folder directly, else (our own previous model
     folder, nothing else in it) via a marked hidden copy of the old one that is removed once the new one is in."""
     if folder.exists() and any(folder.iterdir()):
-        (folder / MARKER).write_text("")  # marked before it is moved aside: `recover` may put it back or drop it
+        _mark(folder, folder)  # marked before it is moved aside: `recover` may put it back or drop it
         old = folder.with_name(f".{folder.name}.old.{os.getpid()}")
         os.replace(folder, old)
         os.replace(staging, folder)  # a process killed right before this leaves `old`, which `recover` puts back
@@ -127,15 +159,14 @@ def _swap_in(staging: Path, folder: Path) -> None:
 def recover(folder: "str | Path") -> None:
     """Undo an interrupted save into `folder` (taking the save lock): put our model folder that was moved aside
     back in place, and drop our own half-written staging copies (hidden folders holding our marker file)."""
-    folder = Path(folder)
+    folder = _absolute(folder)
     if folder.parent.is_dir():
         with path_lock(folder.parent / f".{folder.name}.lock"):
             _recover(folder)
 
 
 def _recover(folder: Path) -> None:
-    ours = [p for p in folder.parent.glob(f".{folder.name}.*")
-            if p.is_dir() and not p.is_symlink() and (p / MARKER).is_file()]
+    ours = [p for p in folder.parent.iterdir() if p.name.startswith(f".{folder.name}.") and _marks(p, folder)]
     aside = sorted((p for p in ours if p.name.startswith(f".{folder.name}.old.") and is_our_folder(p)),
                    key=lambda p: p.stat().st_mtime)
     if aside and not folder.exists():
