@@ -12,7 +12,7 @@ from tinynet_zoo.shrinking.report import ShrinkReport
 REFUSAL = ("int8 lost too much accuracy, nothing was written: top-1 90.0% float vs 70.0% int8, agreement 75.0% on "
            "40 labelled held-out images; the rule: top-1 drop <= 1 points")
 GATE = {"images": 40, "labelled": True, "float_top1": 90.0, "int8_top1": 89.5, "agreement": 97.5, "passed": True,
-        "float_layers": ["conv_stem"], "tries": [{"passed": False}], "max_drop": 1.0, "min_agreement": 0.98,
+        "float_layers": ("conv_stem",), "tries": [{"passed": False}], "max_drop": 1.0, "min_agreement": 0.98,
         "calibration_images": 40}
 
 
@@ -59,3 +59,24 @@ def test_a_written_int8_records_its_size_and_top1_against_float(student_out, mon
     assert (f"int8: {out / 'student.int8.onnx'}, 1.20 MB (float 4.40 MB), top-1 90.0% float vs 89.5% int8 on 40 "
             "held-out images") in card(record).text()
     assert "int8" not in card(None).text()  # no line without int8
+
+
+@pytest.mark.slow
+def test_shrink_int8_end_to_end_on_digits(tmp_path):
+    from sample_data import export_digits
+
+    digits = export_digits(tmp_path / "digits", size=32, limit=120)
+    teacher = tz.Twist(1.0, 0.5, 0.5, 32, base="efficientnet_lite0", rules="lite")
+    report = tz.shrink(digits, tmp_path / "s", budget="2.5M", teacher=teacher, epochs=1, compare=False,
+                       backend="onnxruntime", int8=True)
+    saved = json.loads((tmp_path / "s" / "report.json").read_text())
+    recorded = json.loads((tmp_path / "s" / "shrink.json").read_text())
+    assert saved["int8"] == report.int8 == recorded["steps"]["int8"] and recorded["settings"]["int8"] is True
+    path = tmp_path / "s" / "student.int8.onnx"
+    if report.int8["written"]:  # kept: within a point of float on the data's labelled images, and smaller
+        assert report.int8["labelled"] and report.int8["int8_top1"] >= report.int8["float_top1"] - 1.0
+        assert path.stat().st_size == report.int8["bytes"] < report.int8["float_bytes"]
+        assert report.files["int8_onnx"] == str(path)
+    else:  # refused: nothing written, the numbers said, the rest of the run finished
+        assert not path.exists() and "top-1" in report.int8["reason"] and "int8_onnx" not in report.files
+    assert (tmp_path / "s" / "student.onnx").is_file() and report.student_latency_ms > 0

@@ -108,7 +108,7 @@ def _int8(out: Path, steps: dict[str, Any], data: Path) -> dict[str, Any]:
         exported = export(Path(steps["student"]["folder"]), path, precision="int8", calibration=data, overwrite=True)
     except (AccuracyLossError, DataError) as exc:
         return {"written": False, "file": None, "reason": str(exc), "seconds": round(time.perf_counter() - tic, 1)}
-    gate = {k: v for k, v in (exported.int8 or {}).items() if k != "tries"}
+    gate = {k: list(v) if isinstance(v, tuple) else v for k, v in (exported.int8 or {}).items() if k != "tries"}
     return {"written": True, "file": str(path), "bytes": exported.file_bytes,
             "float_bytes": (out / EXPORT_NAME).stat().st_size, **gate, "seconds": round(time.perf_counter() - tic, 1)}
 
