@@ -2,6 +2,7 @@
 resolution, the backend, the data's size; a rerun with other options (or a damaged shrink.json) says how to go on,
 and --overwrite starts the run again. Training is replaced by a recorder: no test here trains a network."""
 import json
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -134,3 +135,39 @@ def test_numpy_settings_are_recorded_as_plain_numbers(tmp_path):
     recorded = json.loads((tmp_path / "shrink.json").read_text())
     assert recorded["settings"] == {"budget": 8000000, "latency": 3.0} and recorded["steps"]["twist"] == {"macs": 7}
     assert ShrinkState(tmp_path, {"budget": 8_000_000, "latency": 3.0}).done == ["twist"]  # the same run resumes
+
+
+def test_int8_is_checked_before_any_step(data, tmp_path, steps, monkeypatch):
+    with pytest.raises(tz.InvalidArgumentError, match=r"int8 must be True or False, got 'yes'"):
+        shrink(data, tmp_path / "out", int8="yes")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # find_spec() then reports it as not installed
+    with pytest.raises(tz.BackendNotInstalledError, match=r"'onnxruntime' package.*pip install 'tinynet-zoo\[deploy\]'"):
+        shrink(data, tmp_path / "out", int8=True)
+    assert steps == [] and not (tmp_path / "out").exists()  # old: int8 was no option of shrink
+
+
+def test_int8_is_a_recorded_setting_and_calibrates_on_the_data(data, tmp_path, steps, monkeypatch, capsys):
+    given = []
+    monkeypatch.setattr(shrink_run, "write_report", lambda *args, **kwargs: given.append(kwargs) or SimpleNamespace(
+        to_dict=dict, text=str))
+    out = tmp_path / "out"
+    shrink(data, out, compare=False, int8=True)
+    assert given == [{"int8_data": data}]
+    assert json.loads((out / "shrink.json").read_text())["settings"]["int8"] is True
+    argv = ["shrink", "--data", str(data), "--out", str(out), "--budget", "5M", "--epochs", "1", "--resolution",
+            "32", "--no-compare"]
+    assert main(argv) == 2
+    assert "started with --int8, not without --int8" in capsys.readouterr().err
+    given.clear()
+    assert main([*argv, "--int8"]) == 0 and given == [{"int8_data": data}]  # the same run resumes
+
+
+def test_a_record_from_before_int8_resumes_without_it(data, tmp_path, steps):
+    out = tmp_path / "out"
+    shrink(data, out, compare=False)
+    record = json.loads((out / "shrink.json").read_text())
+    del record["settings"]["int8"]  # as written before the option existed
+    (out / "shrink.json").write_text(json.dumps(record))
+    steps.clear()
+    shrink(data, out, compare=False)
+    assert steps == [("report",)]

@@ -12,7 +12,7 @@ INSTEAD = {"checkpoint_path": "a model folder as MODEL (in Python, checkpoint_pa
            "inherit_from": "a larger pretrained model (in Python, inherit_from=)"}
 # "--overwrite (CLI: --overwrite)", "--calibration DIR (CLI: --int8 --calibration DIR)": the flag said once
 _SAID_TWICE = re.compile(r"(--[a-z0-9-]+(?: \S+)?) \((?:CLI: )?--[a-z0-9-]+(?: [^)]*)?\)")
-_KEYWORD = re.compile(r"\b([a-z][a-z_]*)=('[^']*'|\"[^\"]*\"|[^\s,;)]*)")
+_KEYWORD = re.compile(r"\b([a-z][a-z0-9_]*)=('[^']*'|\"[^\"]*\"|[^\s,;)]*)")
 
 
 def _flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:

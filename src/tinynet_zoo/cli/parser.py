@@ -163,6 +163,9 @@ def _shrink(sub: Any) -> None:
     p.add_argument("--backend", default="auto",
                    help="engine that times teacher and student: auto (races every installed engine) or one of "
                         "onnxruntime, openvino, executorch, torch, ...")
+    p.add_argument("--int8", action="store_true",
+                   help="also write student.int8.onnx calibrated on --data, kept only if its top-1 drops <= 1 point "
+                        "(a refusal is recorded in the report)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true",
                    help="start again a run recorded in --out with other options (each step replaces only its files)")

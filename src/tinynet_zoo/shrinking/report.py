@@ -12,13 +12,13 @@ from ..core.twist import Twist
 from ..deploy.export import export
 from ..deploy.runtime import runtime
 from ..deploy.timing import time_calls
-from ..errors import ExtraNotInstalledError
+from ..errors import AccuracyLossError, DataError, ExtraNotInstalledError
 from ..factory import create
 from ..files import write_atomic, write_json_atomic
 from ..system import pyplot
 from .state import ShrinkState
 
-REPORT_NAME, PLOT_NAME, EXPORT_NAME = "report.json", "report.png", "student.onnx"
+REPORT_NAME, PLOT_NAME, EXPORT_NAME, INT8_NAME = "report.json", "report.png", "student.onnx", "student.int8.onnx"
 LATENCY_WARMUP, LATENCY_RUNS = 10, 50
 
 
@@ -43,6 +43,7 @@ class ShrinkReport:
     wall_s: float  # the steps' seconds added up (over every resumed invocation)
     backend: str = ""
     files: dict[str, str] = field(default_factory=dict)
+    int8: "dict[str, Any] | None" = None  # shrink(int8=True): the int8 file and its top-1, or why none was written
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
@@ -61,7 +62,18 @@ class ShrinkReport:
             if top1 is not None:
                 lines.append(f"| {name} | {top1:.1f}% | {macs / 1e6:.2f}M | {params / 1e6:.2f}M | "
                              f"{'-' if ms is None else f'{ms:.2f} ms'} |")
-        return "\n".join(lines + [f"files: {', '.join(f'{k}: {v}' for k, v in self.files.items())}"])
+        return "\n".join(lines + _int8_lines(self.int8) +
+                         [f"files: {', '.join(f'{k}: {v}' for k, v in self.files.items())}"])
+
+
+def _int8_lines(int8: "dict[str, Any] | None") -> list[str]:
+    """The int8 file's line of the report: its size and top-1 against float, or why it was not written."""
+    if int8 is None:
+        return []
+    if not int8["written"]:
+        return [f"int8: not written ({int8['reason']})"]
+    return [f"int8: {int8['file']}, {int8['bytes'] / 1e6:.2f} MB (float {int8['float_bytes'] / 1e6:.2f} MB), top-1 "
+            f"{int8['float_top1']:.1f}% float vs {int8['int8_top1']:.1f}% int8 on {int8['images']} held-out images"]
 
 
 def _latency(spec: Any, resolution: int, backend: str) -> tuple[float, str]:
@@ -87,6 +99,20 @@ def _deploy(out: Path, steps: dict[str, Any], student: Twist, resolution: int, b
             "backend": engine, "seconds": round(time.perf_counter() - tic, 1)}
 
 
+def _int8(out: Path, steps: dict[str, Any], data: Path) -> dict[str, Any]:
+    """The student as int8 ONNX calibrated on the shrink's data (labelled by its class folders), written only if
+    its top-1 keeps within the export's rule; a refusal is recorded with its numbers instead of failing the run."""
+    tic = time.perf_counter()
+    path = out / INT8_NAME
+    try:  # the file is this step's own: a run interrupted after writing it writes it again
+        exported = export(Path(steps["student"]["folder"]), path, precision="int8", calibration=data, overwrite=True)
+    except (AccuracyLossError, DataError) as exc:
+        return {"written": False, "file": None, "reason": str(exc), "seconds": round(time.perf_counter() - tic, 1)}
+    gate = {k: list(v) if isinstance(v, tuple) else v for k, v in (exported.int8 or {}).items() if k != "tries"}
+    return {"written": True, "file": str(path), "bytes": exported.file_bytes,
+            "float_bytes": (out / EXPORT_NAME).stat().st_size, **gate, "seconds": round(time.perf_counter() - tic, 1)}
+
+
 def _plot(path: Path, report: ShrinkReport) -> "Path | None":
     try:
         plt = pyplot("the shrink report card")
@@ -110,11 +136,13 @@ def _plot(path: Path, report: ShrinkReport) -> "Path | None":
 
 
 def write_report(out: Path, state: ShrinkState, student: Twist, teacher: Twist, resolution: int,
-                 backend: str = "auto") -> ShrinkReport:
-    """Export the student, measure latencies (a resumable step), write report.json and report.png."""
+                 backend: str = "auto", int8_data: "Path | None" = None) -> ShrinkReport:
+    """Export the student, measure latencies (a resumable step), write report.json and report.png; with
+    `int8_data` also the int8 student calibrated on those images (its own step)."""
     steps = state.data["steps"]
     deployed = state.step("deploy", lambda: _deploy(out, steps, student, resolution, backend,
                                                     **state.fresh("deploy", {})))
+    int8 = None if int8_data is None else state.step("int8", lambda: _int8(out, steps, int8_data))
     teacher_at = Twist.from_dict({**teacher.to_dict(), "resolution": resolution})
     classes = create(Path(steps["student"]["folder"])).num_classes  # MACs and params with the data's head
     seconds = {name: step["seconds"] for name, step in steps.items() if isinstance(step, dict) and "seconds" in step}
@@ -127,9 +155,11 @@ def write_report(out: Path, state: ShrinkState, student: Twist, teacher: Twist, 
         teacher_latency_ms=deployed["teacher_latency_ms"], student_latency_ms=deployed["student_latency_ms"],
         resolution=resolution, twist=student.to_dict(), step_seconds=seconds,
         wall_s=round(sum(seconds.values()), 1),
-        backend=deployed["backend"],
+        backend=deployed["backend"], int8=int8,
         files={"teacher": steps["teacher"]["folder"], "student": steps["student"]["folder"],
                "onnx": deployed["onnx"], "report": str(out / REPORT_NAME)})
+    if int8 is not None and int8["written"]:
+        report.files["int8_onnx"] = int8["file"]
     plotted = _plot(out / PLOT_NAME, report)
     if plotted is not None:
         report.files["plot"] = str(plotted)

@@ -15,6 +15,8 @@ from ..core.formula import for_flops
 from ..deploy.latency import for_latency
 from ..core.twist import Twist, check_resolution
 from ..deploy.backends import require
+from ..deploy.int8_gate import MAX_DROP, MIN_AGREEMENT
+from ..deploy.quantize import check_int8
 from ..errors import BudgetError, DataError, InvalidArgumentError
 from ..factory import create, resolve
 from ..files import ensure_writable_dir
@@ -186,7 +188,7 @@ def shrink(data: "str | Path", out: "str | Path", budget: Any = None, latency: A
            teacher: Any = "efficientnet_lite0",
            epochs: "int | None" = None, resolution: "int | None" = None, base: "str | None" = None,
            val_fraction: float = 0.2, seed: int = 0, compare: bool = True, backend: str = "auto",
-           distill_weight: "float | None" = None, overwrite: bool = False) -> ShrinkReport:
+           distill_weight: "float | None" = None, int8: bool = False, overwrite: bool = False) -> ShrinkReport:
     """Shrink `teacher` to a student of `budget` MACs (or `latency` ms) for the images in `data`; resumable per
     step in `out`.
 
@@ -197,10 +199,14 @@ def shrink(data: "str | Path", out: "str | Path", budget: Any = None, latency: A
     `overwrite`, which starts that run again (each step replaces only its own files).
     backend: the engine that times the models ('auto' races every installed one; e.g. 'onnxruntime' is quicker).
     distill_weight: the teacher's share of the student's loss (default 0.3; 0: labels only; see docs/shrink.md).
+    int8: also write the student as int8 ONNX calibrated on `data`, kept only if its top-1 drops at most 1 point
+    (a refusal is recorded in the report, not raised).
     """
     data = Path(data)
     distill_weight = _checked(data, budget, latency, epochs, seed, compare, backend, distill_weight)
     boolean("overwrite", overwrite)
+    if boolean("int8", int8):
+        check_int8("onnx", "fp32", data, MAX_DROP, MIN_AGREEMENT)  # onnxruntime and the ONNX exporter, now
     resolution = check_resolution(resolution) if resolution is not None else data_resolution(data)
     splits = scan_folder(data, val_fraction=val_fraction, seed=seed)  # the one split every step evaluates on
     _calibration_size(splits)
@@ -211,7 +217,7 @@ def shrink(data: "str | Path", out: "str | Path", budget: Any = None, latency: A
         _twist(teacher_twist, budget, None, resolution, backend)  # the budget's range at this resolution, now
     settings = {"data": str(data.resolve()), "budget": budget, "latency": latency, "teacher": str(teacher),
                 "epochs": epochs, "resolution": resolution, "val_fraction": val_fraction, "seed": seed,
-                "compare": compare, "backend": backend, "distill_weight": distill_weight}
+                "compare": compare, "backend": backend, "distill_weight": distill_weight, "int8": int8}
     out = ensure_writable_dir(out, "shrink folder (--out)")
     state = ShrinkState(out, settings, overwrite=overwrite)
     train = {"epochs": epochs, "val_fraction": val_fraction, "seed": seed}
@@ -229,4 +235,4 @@ def shrink(data: "str | Path", out: "str | Path", budget: Any = None, latency: A
         state.step("plain", lambda: _train(out / "plain-init", data, out / "plain", **state.fresh("plain", students)))
         state.step("scratch", lambda: _train(twist, data, out / "scratch", pretrained=False,
                                              **state.fresh("scratch", students)))
-    return write_report(out, state, twist, teacher_twist, resolution, backend)
+    return write_report(out, state, twist, teacher_twist, resolution, backend, int8_data=data if int8 else None)

@@ -10,6 +10,7 @@ from ..errors import InvalidArgumentError, TinyNetZooError
 from ..files import json_text, read_json, write_json_atomic
 
 STATE_NAME = "shrink.json"
+ADDED = {"int8": False}  # settings newer than some records: the value a record without them was run with
 RESTARTED = ("teacher", "student", "plain", "scratch", "deploy")  # steps whose earlier files a restart replaces
 
 
@@ -48,11 +49,11 @@ class ShrinkState:
             write_json_atomic(self.path, self.data)
         elif self.path.is_file():
             found = _read(self.path)
-            old = found["settings"]
-            changed = [k for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
+            old, new = {**ADDED, **found["settings"]}, {**ADDED, **settings}
+            changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
             if changed:
                 was = ", ".join(_option(k, old.get(k)) for k in changed)
-                now = ", ".join(_option(k, settings.get(k)) for k in changed)
+                now = ", ".join(_option(k, new.get(k)) for k in changed)
                 raise InvalidArgumentError(
                     f"{folder} holds a shrink run started with {was}, not {now}; continue it with those options, "
                     "start it again with overwrite=True, or choose a new --out")

@@ -1,0 +1,82 @@
+"""`shrink --int8`: the student also as int8 ONNX calibrated on the shrink's data, recorded in report.json with its
+size and top-1 against float, or with the refusal's numbers (a refusal never fails the run)."""
+import json
+
+import pytest
+
+import tinynet_zoo as tz
+from tinynet_zoo.deploy.export import ExportReport
+from tinynet_zoo.shrinking import report as shrink_report
+from tinynet_zoo.shrinking.report import ShrinkReport
+
+REFUSAL = ("int8 lost too much accuracy, nothing was written: top-1 90.0% float vs 70.0% int8, agreement 75.0% on "
+           "40 labelled held-out images; the rule: top-1 drop <= 1 points")
+GATE = {"images": 40, "labelled": True, "float_top1": 90.0, "int8_top1": 89.5, "agreement": 97.5, "passed": True,
+        "float_layers": ("conv_stem",), "tries": [{"passed": False}], "max_drop": 1.0, "min_agreement": 0.98,
+        "calibration_images": 40}
+
+
+def card(int8):
+    return ShrinkReport(90.0, 88.0, None, None, 10_000_000, 2_000_000, 500_000, 100_000, 2.0, 1.0, 64, {}, {}, 0.0,
+                        int8=int8)
+
+
+@pytest.fixture
+def student_out(tmp_path):
+    (tmp_path / "student.onnx").write_bytes(b"x" * 4_400_000)
+    return tmp_path, {"student": {"folder": str(tmp_path / "student" / "best")}}
+
+
+def test_a_refused_int8_is_recorded_and_said_not_raised(student_out, monkeypatch):
+    out, steps = student_out
+    asked = []
+
+    def refuse(spec, path, **kwargs):
+        asked.append((spec, path, kwargs))
+        raise tz.AccuracyLossError(REFUSAL)
+    monkeypatch.setattr(shrink_report, "export", refuse)
+    record = shrink_report._int8(out, steps, out / "data")
+    assert asked == [(out / "student" / "best", out / "student.int8.onnx",
+                      {"precision": "int8", "calibration": out / "data", "overwrite": True})]
+    assert record["written"] is False and record["file"] is None and record["reason"] == REFUSAL
+    assert json.loads(json.dumps(record)) == record  # strict JSON for report.json
+    assert f"int8: not written ({REFUSAL})" in card(record).text()
+
+
+def test_a_written_int8_records_its_size_and_top1_against_float(student_out, monkeypatch):
+    out, steps = student_out
+
+    def write(spec, path, **kwargs):
+        path.write_bytes(b"x" * 1_200_000)
+        return ExportReport(path, "onnx", (1, 3, 64, 64), None, 0.5, (1,), 0, variant="int8", file_bytes=1_200_000,
+                            int8=GATE)
+    monkeypatch.setattr(shrink_report, "export", write)
+    record = shrink_report._int8(out, steps, out / "data")
+    assert {k: record[k] for k in ("written", "file", "bytes", "float_bytes", "float_top1", "int8_top1")} == {
+        "written": True, "file": str(out / "student.int8.onnx"), "bytes": 1_200_000, "float_bytes": 4_400_000,
+        "float_top1": 90.0, "int8_top1": 89.5}
+    assert "tries" not in record and record["float_layers"] == ["conv_stem"]
+    assert (f"int8: {out / 'student.int8.onnx'}, 1.20 MB (float 4.40 MB), top-1 90.0% float vs 89.5% int8 on 40 "
+            "held-out images") in card(record).text()
+    assert "int8" not in card(None).text()  # no line without int8
+
+
+@pytest.mark.slow
+def test_shrink_int8_end_to_end_on_digits(tmp_path):
+    from sample_data import export_digits
+
+    digits = export_digits(tmp_path / "digits", size=32, limit=120)
+    teacher = tz.Twist(1.0, 0.5, 0.5, 32, base="efficientnet_lite0", rules="lite")
+    report = tz.shrink(digits, tmp_path / "s", budget="2.5M", teacher=teacher, epochs=1, compare=False,
+                       backend="onnxruntime", int8=True)
+    saved = json.loads((tmp_path / "s" / "report.json").read_text())
+    recorded = json.loads((tmp_path / "s" / "shrink.json").read_text())
+    assert saved["int8"] == report.int8 == recorded["steps"]["int8"] and recorded["settings"]["int8"] is True
+    path = tmp_path / "s" / "student.int8.onnx"
+    if report.int8["written"]:  # kept: within a point of float on the data's labelled images, and smaller
+        assert report.int8["labelled"] and report.int8["int8_top1"] >= report.int8["float_top1"] - 1.0
+        assert path.stat().st_size == report.int8["bytes"] < report.int8["float_bytes"]
+        assert report.files["int8_onnx"] == str(path)
+    else:  # refused: nothing written, the numbers said, the rest of the run finished
+        assert not path.exists() and "top-1" in report.int8["reason"] and "int8_onnx" not in report.files
+    assert (tmp_path / "s" / "student.onnx").is_file() and report.student_latency_ms > 0
