@@ -140,6 +140,33 @@ def test_recalibration_data_is_checked(model, make, match):
         tz.recalibrate_bn(model, make(x, y), min_images=10)
 
 
+def test_one_image_is_too_few_to_recalibrate(model):
+    result = tz.recalibrate_bn(model, [(torch.randn(1, 3, 32, 32), torch.tensor([1]))], min_images=10)
+    assert (result.applied, result.images, result.before, result.after) == (False, 1, None, None)
+    assert result.reason.startswith("1 images; at least 10 are needed")  # old: IndexError
+
+
+def test_an_iterable_is_read_only_up_to_the_limit():
+    read = []
+
+    def loader():
+        for i in range(100):
+            read.append(i)
+            yield torch.randn(10, 3, 32, 32), torch.arange(10) % 2
+
+    found = batches(loader(), 32, limit=25, minimum=1)
+    assert [len(x) for x, _ in found] == [10, 10, 5] and [len(y) for _, y in found] == [10, 10, 5]
+    assert len(read) == 3  # old: all 100 batches read and kept
+
+
+def test_calibration_batches_must_have_the_models_resolution(model):
+    with pytest.raises(tz.InvalidArgumentError, match=r"calibration batch 0 has 48x48 images but the model takes "
+                                                      r"32x32; resize"):
+        batches([torch.randn(40, 3, 48, 48)], 32)
+    with pytest.raises(tz.InvalidArgumentError, match="has 48x48 images but the model takes 32x32"):
+        tz.recalibrate_bn(model, [(torch.randn(40, 3, 48, 48), torch.arange(40) % 2)], min_images=10)
+
+
 def test_recalibration_arguments_are_checked(model):
     data = [(torch.randn(40, 3, 32, 32), torch.arange(40) % 2)]
     with pytest.raises(tz.InvalidArgumentError, match="model must be a torch module .* got str"):

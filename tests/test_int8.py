@@ -1,11 +1,15 @@
 """int8 export: calibration data and its split, the accuracy gate (pass and refuse), the sensitivity search that
 keeps layers float, and the written files run by their engines."""
+import logging
+
 import numpy as np
 import pytest
 import torch
 
 import tinynet_zoo as tz
-from tinynet_zoo.deploy.int8_gate import candidate_groups, int8_data, judge, search, sensitivity
+from tinynet_zoo.deploy import quantize
+from tinynet_zoo.deploy.int8_gate import (Int8Data, _simulated_int8, candidate_groups, int8_data, judge, logits,
+                                          search, sensitivity)
 from tinynet_zoo.deploy.quantize import file_logits
 from sample_data import export_digits
 
@@ -84,6 +88,102 @@ def test_search_keeps_the_most_sensitive_groups_float_then_refuses_with_the_numb
         search(model, data, lambda float_modules: wrong, 1.0, 0.98)
 
 
+def test_a_loader_is_read_only_for_the_calibration_and_held_out_images():
+    read = []
+
+    def loader():  # 1600 images in batches of 8; the gate keeps 256 + 1000
+        for i in range(200):
+            read.append(i)
+            yield torch.randn(8, 3, RES, RES), torch.arange(8) % 10
+
+    data = int8_data(loader(), CLASSES, RES)
+    assert (len(data.calibration), len(data.held_out), len(data.labels)) == (256, 1000, 1000)
+    assert len(read) == 157  # 1256 images; old: all 200 batches read and 1344 images held out
+
+
+def test_loader_images_of_another_size_are_refused_by_name():
+    with pytest.raises(tz.InvalidArgumentError, match=r"calibration batch 0 has 48x40 images but the model takes "
+                                                      r"32x32"):
+        int8_data([torch.randn(40, 3, 48, 40)], None, RES)
+
+
+def test_the_gate_runs_the_model_a_batch_at_a_time(monkeypatch):
+    from tinynet_zoo.deploy import int8_gate
+
+    monkeypatch.setattr(int8_gate, "candidate_groups", lambda model: {"first": ["conv_stem"]})  # one group: quick
+    model = small_model()
+    data = Int8Data(torch.randn(70, 3, RES, RES), torch.randn(100, 3, RES, RES), None)
+    with torch.inference_mode():
+        whole = model(data.held_out)
+    sizes = []
+    model.conv_stem.register_forward_pre_hook(lambda m, args: sizes.append(len(args[0])))
+    assert torch.allclose(logits(model, data.held_out), whole, atol=1e-5)
+    passed, tries = search(model, data, lambda float_modules: whole.numpy(), 1.0, 0.98)
+    assert passed.passed and passed.images == 100
+    sensitivity(model, data.calibration)
+    assert sizes == [64, 36] * 2 + [64, 6] * 3  # old: passes of 100 and 70 images
+
+
+def test_simulated_int8_restores_the_model_when_a_forward_pass_raises():
+    model = small_model()
+    weight = model.conv_stem.weight.detach().clone()
+
+    def fail(module, args):
+        raise RuntimeError("out of memory")
+
+    model.classifier.register_forward_pre_hook(fail)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        with _simulated_int8(model, [model.conv_stem], torch.randn(2, 3, RES, RES)):
+            pass
+    assert not model.conv_stem._forward_pre_hooks and torch.equal(model.conv_stem.weight, weight)  # old: hook left
+
+
+def fake_engines(monkeypatch, model):
+    """int8 builds that write placeholder files and return the model's own logits (no engine runs)."""
+    monkeypatch.setattr(quantize, "onnx_int8", lambda source, target, *args: target.write_bytes(b"qdq"))
+    monkeypatch.setattr(quantize, "openvino_int8", lambda source, xml: [xml.write_bytes(b"xml"),
+                                                                         xml.with_suffix(".bin").write_bytes(b"bin")])
+    monkeypatch.setattr(quantize, "file_logits", lambda path, format, images, batch: logits(model, images).numpy())
+
+
+@pytest.mark.parametrize("format, name, files", [("onnx", "m.ONNX", ["int8.onnx"]),
+                                                  ("openvino", "m.XML", ["int8.bin", "int8.xml"])])
+def test_int8_places_the_file_it_wrote_whatever_the_suffixs_case(digits, tmp_path, monkeypatch, format, name, files):
+    model, placed = small_model(), []
+    fake_engines(monkeypatch, model)
+    place = lambda pairs: placed.extend((source.name, source.exists(), target.name) for source, target in pairs)
+    report = quantize.write_int8(model, tmp_path / name, format, RES, None, digits, 1.0, 0.98,
+                                 lambda folded, path: path.write_bytes(b"float"), place)
+    assert sorted(source for source, _, _ in placed) == files and all(exists for _, exists, _ in placed)
+    assert report["int8"]["passed"] and report["max_abs_diff"] == 0.0  # old: int8.ONNX, which was never written
+
+
+def test_int8_accepts_a_plain_torch_module(digits, tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                torch.nn.Linear(4, 10)).eval()
+    fake_engines(monkeypatch, model)
+    report = quantize.write_int8(model, tmp_path / "m.onnx", "onnx", RES, None, digits, 1.0, 0.98,
+                                 lambda folded, path: path.write_bytes(b"float"), lambda pairs: None)
+    assert report["int8"]["labelled"] is False and report["int8"]["images"] == 32  # old: AttributeError
+
+
+@pytest.mark.parametrize("level", [logging.NOTSET, logging.CRITICAL])
+def test_onnx_quantization_keeps_the_users_logging_disable_level(tmp_path, monkeypatch, level):
+    import onnxruntime.quantization
+
+    seen = []
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_static",
+                        lambda *args, **kwargs: seen.append(logging.root.manager.disable))
+    logging.disable(level)
+    try:
+        quantize.onnx_int8(tmp_path / "f.onnx", tmp_path / "q.onnx", torch.randn(2, 3, 8, 8), 1, ())
+        after = logging.root.manager.disable
+    finally:
+        logging.disable(logging.NOTSET)
+    assert seen == [max(level, logging.WARNING)] and after == level  # old: NOTSET after, whatever the user's level
+
+
 @pytest.mark.slow
 def test_pte_int8_is_written_when_it_keeps_accuracy_and_reports_the_measured_numbers(digits, tmp_path):
     model = small_model()
@@ -138,7 +238,7 @@ def test_onnx_and_openvino_int8_run_on_their_engines(digits, tmp_path, suffix):
         reference = model(data.held_out).numpy()
     assert report.int8["agreement"] == pytest.approx(100.0 * float((quantized.argmax(1) == reference.argmax(1)).mean()))
     assert sorted(p.name for p in tmp_path.iterdir()) == (["m.bin", "m.xml"] if suffix == ".xml" else ["m.onnx"])
-    assert report.int8["float_layers"] == [] and len(report.int8["tries"]) == 1
+    assert tuple(report.int8["float_layers"]) == () and len(report.int8["tries"]) == 1
 
 
 @pytest.mark.slow

@@ -64,28 +64,40 @@ def _checked_batch(images: Any, labels: Any, index: int) -> tuple["torch.Tensor"
     return images, labels
 
 
-def _iterable_batches(source: Iterable[Any]) -> list[tuple["torch.Tensor", Any]]:
-    found = []
+def _iterable_batches(source: Iterable[Any], resolution: "int | None", limit: int) -> list[tuple["torch.Tensor", Any]]:
+    """Checked batches read until `limit` images (the last batch cut to fit); later batches are not read."""
+    found, count = [], 0
     for index, item in enumerate(source):
         images, labels = (item[0], item[1] if len(item) > 1 else None) if isinstance(item, (tuple, list)) and item \
             else (item, None)
         found.append(_checked_batch(images, labels, index))
-        if found[-1][0].shape[1:] != found[0][0].shape[1:]:
-            raise InvalidArgumentError(f"calibration batch {index} has images of shape "
-                                       f"{tuple(found[-1][0].shape[1:])}, batch 0 of {tuple(found[0][0].shape[1:])}; "
-                                       "give every batch the same channels and size")
+        shape = tuple(found[-1][0].shape[1:])
+        if shape != found[0][0].shape[1:]:
+            raise InvalidArgumentError(f"calibration batch {index} has images of shape {shape}, batch 0 of "
+                                       f"{tuple(found[0][0].shape[1:])}; give every batch the same channels and size")
+        if resolution is not None and shape[1:] != (resolution, resolution):
+            raise InvalidArgumentError(f"calibration batch {index} has {shape[1]}x{shape[2]} images but the model "
+                                       f"takes {resolution}x{resolution}; resize the calibration images to "
+                                       f"{resolution}x{resolution}")
+        images, labels = found[-1]
+        if count + len(images) >= limit:
+            keep = limit - count
+            found[-1] = (images[:keep], labels[:keep] if labels is not None else None)
+            break
+        count += len(images)
     return found
 
 
 def batches(source: Any, resolution: int, limit: int = MAX_CALIBRATION_IMAGES, minimum: int = MIN_CALIBRATION_IMAGES,
-            seed: int = 0) -> list[tuple["torch.Tensor", Any]]:
-    """(images, labels or None) batches from a folder of images (any layout) or an iterable/loader of batches."""
+            seed: int = 0, exact_size: bool = True) -> list[tuple["torch.Tensor", Any]]:
+    """(images, labels or None) batches from a folder of images (any layout) or an iterable/loader of batches:
+    at most `limit` images, batches of another size than `resolution` refused unless exact_size is False."""
     check_resolution(resolution)
     integer("limit", limit, 1)
     if isinstance(source, (str, Path)):
         found = _folder_batches(Path(source), resolution, limit, seed)
     elif hasattr(source, "__iter__"):
-        found = _iterable_batches(source)
+        found = _iterable_batches(source, resolution if exact_size else None, limit)
     else:
         raise InvalidArgumentError(f"calibration data must be a folder of images or an iterable of image batches, "
                                    f"got {source!r}")
@@ -150,12 +162,13 @@ def _checked_models(model: Any, reference: Any) -> list:
     return norms
 
 
-def _split(model: "nn.Module", found: list, labelled: bool) -> tuple[list, list]:
-    """(held-out, fit) batches: a seeded fifth of the images (not of the batches) is held out."""
+def _checked_views(model: "nn.Module", found: list, labelled: bool) -> tuple[list, "torch.Tensor | None"]:
+    """Every image and the labels (or None), after checking they fit the model's channels and classes."""
     import torch
 
-    views = [image for x, _ in found for image in x]  # one copy below, in the held-out order
-    channels = getattr(model, "pretrained_cfg", {}).get("input_size", (None,))[0] or getattr(model, "in_chans", None)
+    views = [image for x, _ in found for image in x]
+    channels = (getattr(model, "pretrained_cfg", None) or {}).get("input_size", (None,))[0] or \
+        getattr(model, "in_chans", None)
     if channels is not None and views[0].shape[0] != channels:
         raise InvalidArgumentError(f"recalibrate_bn: the data has {views[0].shape[0]}-channel images but the model "
                                    f"takes {channels} channels")
@@ -164,14 +177,22 @@ def _split(model: "nn.Module", found: list, labelled: bool) -> tuple[list, list]
     if labels is not None and classes and (int(labels.min()) < 0 or int(labels.max()) >= classes):
         raise InvalidArgumentError(f"recalibrate_bn: labels must be class indices in [0, {classes - 1}] for this "
                                    f"model, got values in [{int(labels.min())}, {int(labels.max())}]")
+    return views, labels
+
+
+def _split(views: list, labels: "torch.Tensor | None") -> tuple[list, list]:
+    """(held-out, fit) batches: a seeded fifth of the images (not of the batches) is held out."""
+    import torch
+
     order = torch.randperm(len(views), generator=torch.Generator().manual_seed(0))
-    images = torch.stack([views[i] for i in order.tolist()])
+    images = torch.stack([views[i] for i in order.tolist()])  # one copy, in the held-out order
     labels = labels[order] if labels is not None else None
     cut = max(1, len(images) // 5)
 
     def pick(start: int, stop: int) -> list:  # batches of even size: none of a single image (batch norm refuses)
         parts = torch.arange(start, stop).tensor_split(max(1, -(-(stop - start) // BATCH)))
-        return [(images[p[0]:p[-1] + 1], labels[p[0]:p[-1] + 1] if labels is not None else None) for p in parts]
+        return [(images[p[0]:p[-1] + 1], labels[p[0]:p[-1] + 1] if labels is not None else None)
+                for p in parts if len(p)]
     return pick(0, cut), pick(cut, len(images))
 
 
@@ -188,17 +209,19 @@ def recalibrate_bn(model: "nn.Module", data: Any, reference: "nn.Module | None" 
 
     norms = _checked_models(model, reference)
     integer("min_images", min_images, MIN_SPLIT)
-    resolution = int(getattr(model, "pretrained_cfg", {}).get("input_size", (3, 224, 224))[-1])
-    found = batches(data, resolution, limit=max(min_images, MAX_CALIBRATION_IMAGES) * 2, minimum=1)
+    size = (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
+    found = batches(data, int(size[-1]) if size else 224, limit=max(min_images, MAX_CALIBRATION_IMAGES) * 2,
+                    minimum=1, exact_size=bool(size))
     images = sum(len(x) for x, _ in found)
     metric = "kl_to_reference" if reference is not None else "cross_entropy"
     if reference is None and any(labels is None for _, labels in found):
         raise InvalidArgumentError("recalibrate_bn needs a reference model (e.g. the teacher) or labelled batches "
                                    "to check that the new statistics help")
-    held, fit = _split(model, found, labelled=reference is None)
+    views, labels = _checked_views(model, found, labelled=reference is None)
     if images < min_images:
         return Recalibration(False, images, metric, None, None, f"{images} images; at least {min_images} are needed "
                              "for statistics that do not make the model worse")
+    held, fit = _split(views, labels)
     before = _score(model, held, reference)
     saved = copy.deepcopy(model.state_dict())
     momenta = [m.momentum for m in norms]

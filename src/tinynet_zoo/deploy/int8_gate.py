@@ -27,6 +27,7 @@ CALIBRATION_IMAGES = 256  # at most, the rest (up to HELD_OUT_IMAGES) is held ou
 HELD_OUT_IMAGES = 1000
 MIN_IMAGES = 16  # each of calibration and held-out
 SPLIT_FOLDERS = ("train", "val")
+FORWARD_BATCH = 64  # images per forward pass when the gate runs the float model
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,14 @@ def check_thresholds(max_drop: Any, min_agreement: Any) -> None:
     number("min_agreement", min_agreement, 0.0, 1.0)
 
 
+def logits(model: "nn.Module", images: "torch.Tensor", batch: int = FORWARD_BATCH) -> "torch.Tensor":
+    """The model's outputs on `images`, computed `batch` images at a time (memory stays bounded)."""
+    import torch
+
+    with torch.inference_mode():
+        return torch.cat([model(chunk) for chunk in images.split(batch)])
+
+
 def judge(reference: "np.ndarray", quantized: "np.ndarray", labels: "torch.Tensor | None", max_drop: float,
           min_agreement: float, float_layers: tuple[str, ...] = ()) -> GateResult:
     """The gate on float and int8 logits of the held-out images."""
@@ -167,29 +176,28 @@ def _simulated_int8(model: "nn.Module", layers: list["nn.Module"], images: "torc
         low, high = ranges.setdefault(layer, [0.0, 0.0])
         ranges[layer] = [min(low, float(args[0].min())), max(high, float(args[0].max()))]
 
-    hooks = [layer.register_forward_pre_hook(observe) for layer in layers]
-    with torch.inference_mode():
-        model(images)
-    for hook in hooks:
-        hook.remove()
-
     def quantize(layer: Any, args: tuple) -> tuple:
         low, high = ranges[layer]
         scale = max(high - low, 1e-8) / 255.0
         return (torch.fake_quantize_per_tensor_affine(args[0], scale, int(round(-128 - low / scale)), -128, 127),)
 
-    saved = [layer.weight.data for layer in layers]
-    for layer in layers:
-        w = layer.weight.data
-        scale = (w.abs().flatten(1).amax(1) / 127.0).clamp_min(1e-12)
-        layer.weight.data = torch.fake_quantize_per_channel_affine(w, scale, torch.zeros_like(scale).int(), 0,
-                                                                    -127, 127)
-    hooks = [layer.register_forward_pre_hook(quantize) for layer in layers]
-    try:
+    saved, hooks = [layer.weight.data for layer in layers], []
+    try:  # the model is restored even when a forward pass raises
+        hooks = [layer.register_forward_pre_hook(observe) for layer in layers]
+        logits(model, images)
+        for hook in hooks:
+            hook.remove()
+        hooks = [layer.register_forward_pre_hook(quantize) for layer in layers]
+        for layer in layers:
+            w = layer.weight.data
+            scale = (w.abs().flatten(1).amax(1) / 127.0).clamp_min(1e-12)
+            layer.weight.data = torch.fake_quantize_per_channel_affine(w, scale, torch.zeros_like(scale).int(), 0,
+                                                                        -127, 127)
         yield
     finally:
-        for hook, layer, weight in zip(hooks, layers, saved):
+        for hook in hooks:
             hook.remove()
+        for layer, weight in zip(layers, saved):
             layer.weight.data = weight
 
 
@@ -201,14 +209,13 @@ def sensitivity(model: "nn.Module", images: "torch.Tensor") -> dict[str, float]:
 
     kinds = (torch.nn.Conv2d, torch.nn.Linear)
     modules = dict(model.named_modules())
-    with torch.inference_mode():
-        reference = model(images).log_softmax(-1)
+    reference = logits(model, images).log_softmax(-1)
     scores = {}
     for group, names in candidate_groups(model).items():
         layers = [m for name in names for m in modules[name].modules() if isinstance(m, kinds)]
-        with _simulated_int8(model, layers, images), torch.inference_mode():
-            scores[group] = max(0.0, float(F.kl_div(model(images).log_softmax(-1), reference, log_target=True,
-                                                    reduction="batchmean")))  # >= 0 up to rounding
+        with _simulated_int8(model, layers, images):
+            scores[group] = max(0.0, float(F.kl_div(logits(model, images).log_softmax(-1), reference,
+                                                    log_target=True, reduction="batchmean")))  # >= 0 up to rounding
     return scores
 
 
@@ -216,10 +223,7 @@ def search(model: "nn.Module", data: Int8Data, build: Callable[[tuple[str, ...]]
            max_drop: float, min_agreement: float) -> tuple[GateResult, list[GateResult]]:
     """Try all-int8 first, then keep the most sensitive groups float (1, 2, 4, ... of them) until the gate
     passes; `build(float_modules)` writes an int8 file and returns its logits on the held-out images."""
-    import torch
-
-    with torch.inference_mode():
-        reference = model(data.held_out).numpy()
+    reference = logits(model, data.held_out).numpy()
     groups, tries = candidate_groups(model), []
 
     def attempt(kept: tuple[str, ...]) -> bool:

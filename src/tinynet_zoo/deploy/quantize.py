@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..errors import InvalidArgumentError
 from .backends import file_engine, require, require_exporter
 from .fold import fold_batchnorm
-from .int8_gate import Int8Data, check_thresholds, int8_data, search
+from .int8_gate import Int8Data, check_thresholds, int8_data, logits, search
 
 if TYPE_CHECKING:
     import numpy as np
@@ -116,12 +116,13 @@ def onnx_int8(float_onnx: Path, target: Path, calibration: "torch.Tensor", batch
             return None if chunk is None else {"input": chunk}
 
     excluded = onnx_excluded(onnx.load(str(float_onnx)), float_modules) if float_modules else None
-    logging.disable(logging.WARNING)  # its advice to pre-process the graph is not the user's concern
+    previous = logging.root.manager.disable  # the user's own logging.disable level, restored below
+    logging.disable(max(previous, logging.WARNING))  # its advice to pre-process the graph is not the user's concern
     try:
         quantize_static(str(float_onnx), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
     finally:
-        logging.disable(logging.NOTSET)
+        logging.disable(previous)
 
 
 def openvino_int8(qdq_onnx: Path, target_xml: Path) -> None:
@@ -132,9 +133,10 @@ def openvino_int8(qdq_onnx: Path, target_xml: Path) -> None:
 
 
 def _builder(model: "nn.Module", format: str, data: Int8Data, batch: "int | None", workdir: Path,
-             export_onnx: Callable[["nn.Module", Path], None]) -> Callable[[tuple[str, ...]], "np.ndarray"]:
+             export_onnx: Callable[["nn.Module", Path], None]) -> tuple[Callable[[tuple[str, ...]], "np.ndarray"],
+                                                                        Path]:
     """A function that writes one int8 try (float_modules kept float) into workdir and returns its held-out
-    logits; the latest file is workdir/int8 with the format's suffix."""
+    logits, and the path of the latest file it wrote (workdir/int8 with the format's own suffix)."""
     folded = fold_batchnorm(model)
     suffix = {"pte": ".pte", "onnx": ".onnx", "openvino": ".xml"}[format]
     latest = workdir / f"int8{suffix}"
@@ -151,7 +153,7 @@ def _builder(model: "nn.Module", format: str, data: Int8Data, batch: "int | None
                 openvino_int8(qdq, latest)
         return file_logits(latest, format, data.held_out, batch)
 
-    return build
+    return build, latest
 
 
 def write_int8(model: "nn.Module", path: Path, format: str, resolution: int, batch: "int | None", calibration: Any,
@@ -160,21 +162,18 @@ def write_int8(model: "nn.Module", path: Path, format: str, resolution: int, bat
     """Calibrate, search for the int8 file that passes the accuracy gate, and place it at `path`; raise
     AccuracyLossError with the measured numbers (writing nothing) when none does."""
     import numpy as np
-    import torch
 
-    data = int8_data(calibration, model.pretrained_cfg.get("label_names"), resolution)
+    data = int8_data(calibration, (getattr(model, "pretrained_cfg", None) or {}).get("label_names"), resolution)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
         workdir = Path(tmp)
-        build, seen = _builder(model, format, data, batch, workdir, export_onnx), {}
+        (build, latest), seen = _builder(model, format, data, batch, workdir, export_onnx), {}
 
         def tracked(float_modules: tuple[str, ...]) -> "np.ndarray":
             seen["logits"] = build(float_modules)
             return seen["logits"]
 
         passed, tries = search(model, data, tracked, max_drop, min_agreement)
-        latest = workdir / f"int8{path.suffix}"
-        with torch.inference_mode():
-            worst = float(np.abs(seen["logits"] - model(data.held_out).numpy()).max())
+        worst = float(np.abs(seen["logits"] - logits(model, data.held_out).numpy()).max())
         if format == "openvino":
             place([(latest.with_suffix(".bin"), path.with_suffix(".bin")), (latest, path)])
         else:
