@@ -73,18 +73,18 @@ def test_dynamic_batch_export_runs_batches_1_and_3(model, exported):
 
 def _reuse(exported, kind, monkeypatch):
     """Make export() reuse an existing export of the same model instead of re-tracing it (seconds saved)."""
-    from tinynet_zoo.deploy import export as export_module
+    from tinynet_zoo.deploy.engines import onnxruntime as onnx_engine
 
-    monkeypatch.setattr(export_module, "_export_onnx", lambda *args: shutil.copyfile(exported[kind]["path"], args[3]))
+    monkeypatch.setattr(onnx_engine, "export_onnx", lambda *args: shutil.copyfile(exported[kind]["path"], args[3]))
 
 
 def test_openvino_ir_export_comes_from_the_module_not_onnx(model, tmp_path, monkeypatch):
-    from tinynet_zoo.deploy import export as export_module
+    from tinynet_zoo.deploy.engines import onnxruntime as onnx_engine
 
     def no_onnx(*args):
         raise AssertionError("the OpenVINO IR went through ONNX")
 
-    monkeypatch.setattr(export_module, "_export_onnx", no_onnx)
+    monkeypatch.setattr(onnx_engine, "export_onnx", no_onnx)
     report = tz.export(model, tmp_path / "model.xml", batch=None)  # the format follows the extension
     assert report.format == "openvino" and report.max_abs_diff < 1e-4 and report.batchnorm_nodes == 0
     assert report.verified_batches == (1, 3) and report.input_shape == ("N", 3, RES, RES)
@@ -133,13 +133,13 @@ def test_unwritable_or_failed_export_leaves_nothing_behind(model, tmp_path, monk
     blocker.write_text("")
     with pytest.raises(tz.InvalidArgumentError, match="does not exist"):
         tz.export(model, blocker / "model.onnx")
-    from tinynet_zoo.deploy import export as export_module
+    from tinynet_zoo.deploy.engines import onnxruntime as onnx_engine
 
     def half_written(module, resolution, batch, target, opset):
         target.write_bytes(b"partial")
         raise RuntimeError("exporter crashed")
 
-    monkeypatch.setattr(export_module, "_export_onnx", half_written)
+    monkeypatch.setattr(onnx_engine, "export_onnx", half_written)
     with pytest.raises(RuntimeError, match="exporter crashed"):
         tz.export(model, tmp_path / "model.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]

@@ -13,6 +13,7 @@ import tinynet_zoo as tz
 from tinynet_zoo.cli import main
 from tinynet_zoo.deploy import bench as bench_module
 from tinynet_zoo.deploy import export as export_module
+from tinynet_zoo.deploy.engines import onnxruntime as onnx_engine
 from tinynet_zoo.deploy import latency as latency_module
 
 SMALL = tz.Twist(0.4, 0.4, 0.4, 64)
@@ -63,8 +64,8 @@ def test_features_only_backbone_is_refused_by_export_and_runtime(tmp_path):
 # ---------------------------------------------------------------- export: verification at the logits' scale
 def _export_as(monkeypatch, tmp_path, model, written):
     """Export `model` while the exporter writes `written`'s graph instead."""
-    original = export_module._export_onnx
-    monkeypatch.setattr(export_module, "_export_onnx", lambda _m, *args: original(written, *args))
+    original = onnx_engine.export_onnx
+    monkeypatch.setattr(onnx_engine, "export_onnx", lambda _m, *args: original(written, *args))
     return tz.export(model, tmp_path / "m.onnx")
 
 
@@ -280,3 +281,31 @@ def test_bench_cli_quick_reaches_bench_and_its_help_says_how_long(capsys, monkey
         main(["bench", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--quick spends about 4 CPU minutes on `bench tinynet_e tinynet_a`" in help_text
+
+
+# ---------------------------------------------------------------- the one table of engines
+def test_every_engine_format_and_plain_recipe_is_declared_whole_in_the_table():
+    from tinynet_zoo.deploy import backends
+    from tinynet_zoo.deploy.engines import FORMATS, RECIPES, SPECS
+
+    assert backends.BACKENDS == ("onnxruntime", "openvino", "openvino-onnx", "executorch", "torch", "torch-compile")
+    assert export_module.SUFFIXES == {"onnx": ".onnx", "openvino": ".xml", "pte": ".pte"}
+    assert backends.PLAIN == ("eager", "compile-plain", "onnxruntime-plain", "openvino-plain", "executorch-plain")
+    assert backends.FILE_BACKENDS == {".onnx": ("onnxruntime", "openvino", "openvino-onnx"), ".xml": ("openvino",),
+                                      ".pte": ("executorch",)}
+    for spec in SPECS.values():  # a loader for files it reads, and a way to build it from a module
+        assert callable(spec.open_file) if spec.reads else spec.open_file is None, spec.name
+        assert callable(spec.open_module) or ".onnx" in spec.reads, spec.name
+        assert set(spec.reads) <= set(backends.FILE_KINDS), spec.name
+    for fmt in FORMATS.values():  # a writer, and an engine that reads (and so verifies) what it writes
+        assert callable(fmt.write) and callable(fmt.need) and backends.FILE_BACKENDS[fmt.suffix], fmt.name
+    for recipe in RECIPES.values():
+        assert callable(recipe.build) and (recipe.needs is None or recipe.needs in SPECS), recipe.name
+
+
+def test_a_backend_that_reads_no_files_refuses_one_and_names_those_that_do(tmp_path):
+    path = tmp_path / "m.pte"
+    path.write_bytes(b"x")
+    with pytest.raises(tz.InvalidArgumentError,
+                       match=r"backend 'torch' runs a model or a model name, not an exported file; use 'executorch'"):
+        tz.runtime(path, backend="torch")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import tinynet_zoo as tz
-from tinynet_zoo.deploy import backends
+from tinynet_zoo.deploy.engines import executorch as executorch_engine
 
 from deploy_helpers import RES, batch_of, eager, shared_export, small_model
 from conftest import require_extra
@@ -70,7 +70,7 @@ def test_executorch_engine_from_a_module_lowers_per_batch_size(model, pte, monke
         lowered.append((batch, resolution))
         return pte["path"].read_bytes(), 0
 
-    monkeypatch.setattr(backends, "lower", reuse)
+    monkeypatch.setattr(executorch_engine, "lower", reuse)
     predictor = tz.runtime(model, backend="executorch", batch=2)
     assert predictor.input_shape == (None, 3, RES, RES) and lowered == [(2, RES)]
     x = batch_of(2, seed=4)

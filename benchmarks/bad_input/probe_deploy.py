@@ -137,20 +137,20 @@ def export_nan_model(tmp):
 def _swapped_export(tmp: Path, make_other) -> "tuple[str, str] | None":
     """Export an untrained model while the exporter writes another model's graph: verification must catch it."""
     import tinynet_zoo as tz
-    from tinynet_zoo.deploy import export as export_module
+    from tinynet_zoo.deploy.engines import onnxruntime as onnx_engine
     from tinynet_zoo.errors import TinyNetZooError
 
-    original = export_module._export_onnx
+    original = onnx_engine.export_onnx
     model = _model(seed=0)
     other = make_other(model)
-    export_module._export_onnx = lambda _model_, *args, **kw: original(other, *args, **kw)
+    onnx_engine.export_onnx = lambda _model_, *args, **kw: original(other, *args, **kw)
     try:
         tz.export(model, tmp / "m.onnx")
     except TinyNetZooError as exc:
         ok = "differs" in str(exc) and not (tmp / "m.onnx").exists()
         return ("OK" if ok else "UNCLEAR"), str(exc)
     finally:
-        export_module._export_onnx = original
+        onnx_engine.export_onnx = original
     return "WRONG", "a file of another model passed verification and was written"
 
 

@@ -5,6 +5,7 @@ import argparse
 from typing import Any
 
 from ..deploy.bench import bench, check_plot_path, format_rows, plot
+from ..deploy.engines import FORMATS
 from ..deploy.export import export
 from ..deploy.int8_gate import GateResult
 from ..errors import InvalidArgumentError
@@ -44,9 +45,11 @@ def cmd_export(args: argparse.Namespace) -> Any:
         gate = GateResult(**{k: report.int8[k] for k in GateResult.__dataclass_fields__})
         return data, (f"wrote {report.path} ({report.format} int8, input {shape}, {report.file_bytes / 1e6:.1f} MB); "
                       f"{gate.describe()}")
-    kind = report.format + (f" {report.variant}" if report.format == "pte" else "")
+    spec = FORMATS[report.format]
+    kind = report.format + (f" {report.variant}" if spec.check_variant is not None else "")
+    beside = " and ".join(report.path.with_suffix(s).name for s in spec.companions)
     text = (f"wrote {report.path} ({kind}, input {shape}, {report.file_bytes / 1e6:.1f} MB"
-            + (f" with {report.path.with_suffix('.bin').name}" if report.format == "openvino" else "") + "); "
+            + (f" with {beside}" if beside else "") + "); "
             f"max |logit difference| to the eager model {report.max_abs_diff:.2g} (tolerance {report.tolerance:.2g}) "
             f"over batch {', '.join(map(str, report.verified_batches))}")
     return data, text

@@ -12,7 +12,6 @@ batch size, the thread setting and the candidates raced; it is rewritten atomica
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import platform
@@ -26,13 +25,16 @@ from typing import Any, Callable
 from ..errors import TinyNetZooError
 from ..files import json_text, write_text_atomic
 from ..system import cache_root, cpu_model, usable_cores
-from .backends import reading
+from .backends import ENGINES, reading
+from .engines import FORMATS
+from .engines.base import digest as _digest
+from .engines.base import file_digest
 from .timing import one_round
 
 AUTO_WARMUP, RACE_ROUND_CALLS = 5, 5  # untimed calls per candidate; timed calls per candidate and round
 MIN_ROUNDS, MAX_ROUNDS, TIME_CAP_S = 3, 40, 30.0
 CACHE_FILE = "deploy/backend_choice.json"
-_VERSIONED = ("onnxruntime", "openvino", "executorch", "torch", "numpy")
+_VERSIONED = (*dict.fromkeys(e.package for e in ENGINES), "numpy")  # the engines' packages
 # two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (beyond: the normal's 1.96)
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
@@ -52,27 +54,15 @@ def machine_fingerprint() -> dict[str, Any]:
             **{pkg: _version(pkg) for pkg in _VERSIONED}}
 
 
-def _digest(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def graph_key(path: "str | Path | None", module: Any = None, resolution: "int | None" = None) -> str:
     """Architecture key: an ONNX graph's operators and tensor shapes, an OpenVINO .xml, a .pte's bytes, or a
     module's parameter shapes and input resolution (weight values do not count, except inside a .pte)."""
     if path is None:
         return _digest([[list(p.shape) for p in module.state_dict().values()], resolution])
     path = Path(path)
-    with reading(path):
-        if path.suffix.lower() != ".onnx":
-            return _digest(path.read_text()) if path.suffix.lower() == ".xml" else \
-                hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        import onnx
-
-        graph = onnx.load(str(path), load_external_data=False).graph
-        if not graph.input:
-            raise ValueError("the graph has no input")
-        return _digest([[n.op_type for n in graph.node], sorted(list(t.dims) for t in graph.initializer),
-                        str(graph.input[0].type)])
+    with reading(path):  # a suffix no engine reads is refused first
+        key = next(f.graph_key for f in FORMATS.values() if f.suffix == path.suffix.lower())
+        return (key or file_digest)(path)
 
 
 def choice_key(graph: str, batch: int, threads: "int | None", candidates: list[str]) -> str:

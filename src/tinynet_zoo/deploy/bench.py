@@ -17,18 +17,16 @@ from ..errors import InvalidArgumentError
 from ..files import ensure_parent_dir, refuse_existing, write_atomic
 from ..info import model_info
 from ..system import pyplot
-from .backends import BENCH_ROWS, PLAIN, PteForward, installed_backends, is_installed, require
+from .backends import BENCH_ROWS, ENGINES, PLAIN, installed_backends, is_installed, require
+from .engines import RECIPES
 from .export import export, prepare
-from .pte import lower
 from .runtime import runtime
 from .timing import one_round, summarize
 
-# the plain recipes, each a few lines of the libraries' own defaults on timm's module as built:
-# eager: torch.inference_mode; compile-plain: torch.compile(model); onnxruntime-plain: torch.onnx.export defaults +
-# InferenceSession(path); openvino-plain: compile_model(convert_model(model, example_input=x), "CPU",
-# {"PERFORMANCE_HINT": "LATENCY"}); executorch-plain: torch.export + XNNPACK lowering + ExecuTorch's runtime
-_NEEDS = {"compile-plain": "torch-compile", "onnxruntime-plain": "onnxruntime", "openvino-plain": "openvino",
-          "executorch-plain": "executorch"}
+# the plain recipes (each a few lines of the libraries' own defaults on timm's module as built) are declared by
+# the engine modules (deploy/engines/); _NEEDS: the backend whose package each one uses
+_NEEDS = {name: r.needs for name, r in RECIPES.items() if r.needs}
+_VIA_ONNX = tuple(e.name for e in ENGINES if e.open_module is None and ".onnx" in e.reads)
 LATENCY_ROUND_CALLS = 10  # batch-1 calls per backend and round (batch-N: one call per backend and round)
 SLOW_BUILDS = ("compile-plain", "torch-compile")  # torch.compile: tens of seconds per model and batch on 2 cores
 # quick: the plain recipes against auto alone (its race covers the engines), fewer timed calls, no throughput,
@@ -75,29 +73,7 @@ class _Plain:
         return self.calls[x.shape[0]](x)
 
     def _build(self, batch: int) -> Callable[[Any], Any]:
-        import torch
-
-        example = torch.zeros(batch, 3, self.resolution, self.resolution)
-        if self.backend in ("eager", "compile-plain"):
-            network = self.module if self.backend == "eager" else torch.compile(self.module)
-
-            def run(x: Any) -> Any:
-                with torch.inference_mode():
-                    return network(torch.from_numpy(x)).numpy()
-            return run
-        if self.backend == "executorch-plain":
-            return PteForward(lower(self.module, batch, self.resolution)[0])
-        if self.backend == "openvino-plain":
-            import openvino as ov
-            compiled = ov.compile_model(ov.convert_model(self.module, example_input=example), "CPU",
-                                        {"PERFORMANCE_HINT": "LATENCY"})
-            return lambda x: compiled(x)[0]
-        import onnxruntime as ort
-        path = self.directory / f"plain_b{batch}.onnx"
-        torch.onnx.export(self.module, (example,), str(path), verbose=False)
-        session = ort.InferenceSession(str(path))
-        name = session.get_inputs()[0].name
-        return lambda x: session.run(None, {name: x})[0]
+        return RECIPES[self.backend].build(self.module, self.resolution, batch, self.directory)
 
 
 def _engine(backend: str, module: Any, resolution: int, onnx_path: Path, cache_dir: Any,
@@ -105,8 +81,8 @@ def _engine(backend: str, module: Any, resolution: int, onnx_path: Path, cache_d
     """A callable on numpy batches for one bench backend, and a label of its configuration (race_s: auto's time
     cap, and auto leaves torch.compile out of its race)."""
     if backend in PLAIN:
-        return _Plain(backend, module, resolution, onnx_path.parent), "timm eager" if backend == "eager" else "defaults"
-    from_file = backend in ("onnxruntime", "openvino-onnx")  # both read the one verified ONNX export
+        return _Plain(backend, module, resolution, onnx_path.parent), RECIPES[backend].label
+    from_file = backend in _VIA_ONNX  # these read the one verified ONNX export
     if from_file and not onnx_path.exists():
         export(module, onnx_path, batch=None, resolution=resolution)
     quick = backend == "auto" and race_s is not None

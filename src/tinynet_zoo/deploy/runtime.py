@@ -10,13 +10,13 @@ from ..checks import choice, integer, name_list, positive
 from ..errors import BackendNotInstalledError, InvalidArgumentError
 from ..system import usable_cores
 from .autoselect import cached_choice, choice_key, graph_key, measure_candidates, store_choice
-from .backends import (BACKENDS, FILE_BACKENDS, FILE_KINDS, THREADED, CompiledTorchEngine, ExecuTorchEngine,
-                       OnnxRuntimeEngine, OpenVinoEngine, TorchEngine, file_engine, file_kind, installed_backends,
-                       openvino_model, require)
+from .backends import (BACKENDS, ENGINES, FILE_BACKENDS, FILE_KINDS, THREADED, file_engine, file_kind,
+                       installed_backends, require)
 from .export import export, prepare
 
 FLOAT_DTYPES = ("float16", "float32", "float64")  # numpy input dtypes accepted (converted to float32)
 MAX_THREADS_PER_CORE = 4
+_SPECS = {e.name: e for e in ENGINES}
 
 
 def _as_array(batch: Any, expected: str) -> tuple[Any, bool]:
@@ -84,35 +84,29 @@ class _Source:
         """The architecture key of the cached choice."""
         return graph_key(self.file, self.module, self.resolution)
 
-    def _made(self, what: str, make: Callable[[], Any]) -> Any:
+    def once(self, what: str, make: Callable[[], Any]) -> Any:
         if what not in self.made:
             self.made[what] = make()
         return self.made[what]
 
     def onnx(self) -> Path:
         """The verified dynamic-batch ONNX export of the module."""
-        return self._made("onnx", lambda: export(self.module, self.folder / "model.onnx", batch=None,
+        return self.once("onnx", lambda: export(self.module, self.folder / "model.onnx", batch=None,
                                                  resolution=self.resolution).path)
 
     def engine(self, backend: str, threads: "int | None", batch: int = 1) -> Any:
         """A ready engine on `backend`."""
+        spec = _SPECS[backend]
         if self.file is not None:
-            if backend in ("torch", "torch-compile"):
+            if not spec.reads:
                 raise InvalidArgumentError(f"backend {backend!r} runs a model or a model name, not an exported file; "
                                            f"use {' or '.join(map(repr, self.backends()))} for it")
             return file_engine(self.file, backend, threads)
-        if backend in ("executorch", "torch", "torch-compile") and threads is not None:
+        if not spec.threaded and threads is not None:
             raise InvalidArgumentError(f"backend {backend!r} uses its process-wide thread setting; leave threads=None")
-        if backend == "onnxruntime":
-            return OnnxRuntimeEngine(self.onnx(), threads)
-        if backend == "openvino-onnx":
-            return OpenVinoEngine.from_file(self.onnx(), threads)
-        if backend == "openvino":
-            converted = self._made("openvino", lambda: openvino_model(self.module, self.resolution, None))
-            return OpenVinoEngine.from_module(self.module, self.resolution, threads, converted)
-        if backend == "executorch":
-            return ExecuTorchEngine.from_module(self.module, self.resolution, batch)
-        return (CompiledTorchEngine if backend == "torch-compile" else TorchEngine)(self.module, self.resolution)
+        if spec.open_module is None:  # built from the module's verified ONNX export
+            return spec.open_file(self.onnx(), threads)
+        return spec.open_module(self, threads, batch)
 
 
 def _source(value: Any, resolution: "int | None", pretrained: "bool | str") -> tuple["Path | None", Any, "int | None"]:
@@ -145,7 +139,7 @@ def _candidates(source: _Source, allowed: list[str], threads: "int | None",
     for backend in allowed:
         if backend in THREADED:
             out.update({f"{backend}:{t}": (lambda b=backend, t=t: source.engine(b, t, batch)) for t in counts})
-        elif threads is None or (backend in ("torch", "torch-compile") and _torch_threads() == threads):
+        elif threads is None or (_SPECS[backend].package == "torch" and _torch_threads() == threads):
             out[backend] = lambda b=backend: source.engine(b, None, batch)
     return out
 
@@ -157,7 +151,7 @@ def _candidate_list(candidates: Any) -> "list[str] | None":
 
 
 def _allowed(source: _Source, candidates: "list[str] | None") -> list[str]:
-    runnable = [b for b in source.backends() if not (source.file is not None and b == "openvino-onnx")]
+    runnable = [b for b in source.backends() if source.file is None or _SPECS[b].races_files]
     if candidates is None:
         return [b for b in runnable if b in installed_backends()]
     for name in candidates:

@@ -1,0 +1,126 @@
+"""OpenVINO: converted from the torch module (ov.convert_model), or read from a .onnx/.xml file; openvino-onnx
+always goes through the verified ONNX export. Writes OpenVINO IR (.xml + .bin)."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ...files import temporary_beside
+from ..fold import fold_batchnorm
+from .base import MAX_SHAPES, EngineSpec, FormatSpec, PlainRecipe, digest, reading, register, require
+from .verify import place, verify
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch.nn as nn
+
+
+def openvino_model(module: "nn.Module", resolution: int, batch: "int | None") -> Any:
+    """OpenVINO's PyTorch frontend on the BatchNorm-folded module (`ov.convert_model` with an example input)."""
+    import openvino as ov
+    import torch
+
+    example = torch.zeros(batch or 1, 3, resolution, resolution)
+    with warnings.catch_warnings():  # the frontend traces with torch.jit, whose deprecation notices are not ours
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        return ov.convert_model(fold_batchnorm(module), example_input=example,
+                                input=[batch or -1, 3, resolution, resolution])
+
+
+class OpenVinoEngine:
+    """OpenVINO CPU: LATENCY hint, one stream, fp32 precision, a static-shape compiled model per batch size."""
+
+    name = "openvino"
+
+    def __init__(self, model: Any, threads: "int | None") -> None:
+        import openvino as ov
+        import openvino.properties as props
+        import openvino.properties.hint as hints
+
+        self.core, self.model = ov.Core(), model
+        self.config: dict[Any, Any] = {hints.performance_mode: hints.PerformanceMode.LATENCY, props.num_streams: 1,
+                                       hints.inference_precision: ov.Type.f32}
+        if threads:
+            self.config[props.inference_num_threads] = threads
+        self.requests: dict[int, Any] = {}
+
+    @classmethod
+    def from_file(cls, path: "str | Path", threads: "int | None") -> "OpenVinoEngine":
+        """Read an OpenVINO IR (.xml + .bin) or ONNX file; compiled once here so a bad file fails now."""
+        import openvino as ov
+
+        with reading(path):
+            engine = cls(ov.Core().read_model(str(path)), threads)
+            engine._request(engine.input_shape()[0] or 1)
+        return engine
+
+    @classmethod
+    def from_module(cls, module: "nn.Module", resolution: int, threads: "int | None",
+                    model: Any = None) -> "OpenVinoEngine":
+        """Convert the torch module directly (no ONNX step); `model` reuses an earlier conversion."""
+        return cls(model if model is not None else openvino_model(module, resolution, None), threads)
+
+    def input_shape(self) -> tuple:
+        """(batch or None, channels, height, width)."""
+        shape = self.model.input(0).get_partial_shape()
+        return tuple(d.get_length() if d.is_static else None for d in shape)
+
+    def _request(self, batch: int) -> Any:
+        if batch not in self.requests:
+            model = self.model.clone()
+            model.reshape([batch, *self.input_shape()[1:]])
+            if len(self.requests) >= MAX_SHAPES:
+                self.requests.pop(next(iter(self.requests)))
+            self.requests[batch] = self.core.compile_model(model, "CPU", self.config).create_infer_request()
+        return self.requests[batch]
+
+    def run(self, x: "np.ndarray") -> "np.ndarray":
+        """Logits for one batch (a copy: the request's buffer is reused by the next call)."""
+        return self._request(x.shape[0]).infer({0: x})[0].copy()
+
+
+def _from_module(source: Any, threads: "int | None", batch: int) -> OpenVinoEngine:
+    converted = source.once("openvino", lambda: openvino_model(source.module, source.resolution, None))
+    return OpenVinoEngine.from_module(source.module, source.resolution, threads, converted)
+
+
+def write_openvino(model: "nn.Module", path: Path, resolution: int, batch: "int | None", variant: str,
+                   tolerance: float, overwrite: bool) -> dict[str, Any]:
+    """OpenVINO IR straight from the torch module (ov.convert_model), saved as path.xml + path.bin."""
+    import openvino as ov
+
+    converted = openvino_model(model, resolution, batch)
+    batchnorm = sum("BatchNorm" in op.get_type_name() for op in converted.get_ops())
+    with temporary_beside(path, ".xml") as tmp_xml:
+        tmp_bin = tmp_xml.with_suffix(".bin")
+        try:
+            ov.save_model(converted, str(tmp_xml), compress_to_fp16=False)
+            fields = verify(model, tmp_xml, "openvino", resolution, batch, tolerance)
+            place([(tmp_bin, path.with_suffix(".bin")), (tmp_xml, path)], overwrite)
+        finally:
+            tmp_bin.unlink(missing_ok=True)
+    return {**fields, "opset": None, "batchnorm_nodes": batchnorm}
+
+
+def plain(module: "nn.Module", resolution: int, batch: int, folder: Path) -> Callable[[Any], Any]:
+    """compile_model(convert_model(model, example_input=x), "CPU", {"PERFORMANCE_HINT": "LATENCY"})."""
+    import openvino as ov
+    import torch
+
+    example = torch.zeros(batch, 3, resolution, resolution)
+    compiled = ov.compile_model(ov.convert_model(module, example_input=example), "CPU",
+                                {"PERFORMANCE_HINT": "LATENCY"})
+    return lambda x: compiled(x)[0]
+
+
+register(EngineSpec("openvino", "openvino", "deploy", True, (".onnx", ".xml"), OpenVinoEngine.from_file,
+                    _from_module),
+         EngineSpec("openvino-onnx", "openvino", "deploy", True, (".onnx",), OpenVinoEngine.from_file,
+                    races_files=False),
+         FormatSpec("openvino", ".xml", "OpenVINO IR (the .xml with its .bin beside it)", write_openvino,
+                    lambda: require("openvino"), companions=(".bin",),
+                    suffix_hint=" (OpenVINO IR: the .xml, its weights go beside it in .bin)",
+                    graph_key=lambda path: digest(path.read_text())),
+         PlainRecipe("openvino-plain", plain, "openvino"))
