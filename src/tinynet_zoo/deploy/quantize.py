@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import InvalidArgumentError
 from .backends import file_engine, require, require_exporter
+from .engines import FORMATS
 from .fold import fold_batchnorm
 from .int8_gate import Int8Data, check_thresholds, int8_data, logits, search
 
@@ -138,8 +139,7 @@ def _builder(model: "nn.Module", format: str, data: Int8Data, batch: "int | None
     """A function that writes one int8 try (float_modules kept float) into workdir and returns its held-out
     logits, and the path of the latest file it wrote (workdir/int8 with the format's own suffix)."""
     folded = fold_batchnorm(model)
-    suffix = {"pte": ".pte", "onnx": ".onnx", "openvino": ".xml"}[format]
-    latest = workdir / f"int8{suffix}"
+    latest = workdir / f"int8{FORMATS[format].suffix}"
     if format != "pte":
         export_onnx(folded, workdir / "float.onnx")
 
@@ -174,10 +174,8 @@ def write_int8(model: "nn.Module", path: Path, format: str, resolution: int, bat
 
         passed, tries = search(model, data, tracked, max_drop, min_agreement)
         worst = float(np.abs(seen["logits"] - logits(model, data.held_out).numpy()).max())
-        if format == "openvino":
-            place([(latest.with_suffix(".bin"), path.with_suffix(".bin")), (latest, path)])
-        else:
-            place([(latest, path)])
+        companions = [(latest.with_suffix(c), path.with_suffix(c)) for c in FORMATS[format].companions]
+        place([*companions, (latest, path)])  # an OpenVINO .bin before the .xml that names it
     return {"max_abs_diff": worst, "verified_batches": (batch,) if batch else (32,), "tolerance": None,
             "int8": {**passed.to_dict(), "tries": [t.to_dict() for t in tries], "max_drop": max_drop,
                      "min_agreement": min_agreement, "calibration_images": len(data.calibration)}}
