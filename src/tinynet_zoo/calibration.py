@@ -12,7 +12,7 @@ from .checks import integer
 from .core.registry import IMAGENET_MEAN, IMAGENET_STD
 from .core.twist import check_resolution
 from .errors import DataError, InvalidArgumentError
-from .images import list_images, open_rgb, usable
+from .images import list_images, open_usable
 
 if TYPE_CHECKING:
     import torch
@@ -35,7 +35,7 @@ def _folder_batches(folder: Path, resolution: int, limit: int, seed: int) -> lis
     random.Random(seed).shuffle(files)
     transform = create_transform(input_size=(3, resolution, resolution), interpolation="bicubic",
                                  mean=IMAGENET_MEAN, std=IMAGENET_STD, crop_pct=0.875)
-    images = [transform(open_rgb(path)) for path in usable(files[:limit], folder)]  # as in training
+    images = [transform(image) for image in open_usable(files[:limit], folder)]  # as in training
     return [(torch.stack(images[i:i + BATCH]), None) for i in range(0, len(images), BATCH)]
 
 

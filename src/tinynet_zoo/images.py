@@ -109,14 +109,18 @@ def problem(path: "str | Path") -> "str | None":
     return None
 
 
-def usable(paths: Iterable[Path], where: "str | Path") -> list[Path]:
-    """The paths that open as RGB images; the others are left out with one DataWarning that counts them."""
-    good, skipped = [], []
+def open_usable(paths: Iterable[Path], where: "str | Path") -> list["Image"]:
+    """The images that open as RGB, each decoded once; the others are left out with one DataWarning that counts
+    them."""
+    images, skipped = [], []
     for path in paths:
-        (skipped if problem(path) else good).append(path)
+        try:
+            images.append(open_rgb(path))
+        except DataError:
+            skipped.append(path)
     if skipped:
         warn_skipped(skipped, where)
-    return good
+    return images
 
 
 def warn_skipped(skipped: "list[Path]", where: "str | Path") -> None:

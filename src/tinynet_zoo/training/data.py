@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..checks import integer, number
 from ..errors import DataError
-from ..images import IMAGE_EXTENSIONS, open_rgb, problem, warn_skipped
+from ..images import IMAGE_EXTENSIONS, list_images, open_rgb, problem, warn_skipped
 from ..preprocess import transforms
 
 if TYPE_CHECKING:
@@ -38,8 +38,7 @@ def _samples(folder: Path, classes: tuple[str, ...], skipped: list[Path], offset
     out = []
     for index, name in enumerate(classes, start=offset):
         directory = folder / name
-        files = sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()) \
-            if directory.is_dir() else []
+        files = list_images(directory) if directory.is_dir() else []
         good = [p for p in files if problem(p) is None]
         skipped.extend(sorted(set(files) - set(good)))
         if required and not good:
