@@ -12,6 +12,7 @@ from .checks import integer
 from .core.registry import IMAGENET_MEAN, IMAGENET_STD
 from .core.twist import check_resolution
 from .errors import DataError, InvalidArgumentError
+from .weights.model_config import config_or_none
 from .images import list_images, open_usable
 
 if TYPE_CHECKING:
@@ -162,13 +163,22 @@ def _checked_models(model: Any, reference: Any) -> list:
     return norms
 
 
+def _input_size(model: "nn.Module") -> tuple:
+    """(channels, resolution) a module takes: its typed config's when made by `create`, else a timm model's own
+    pretrained_cfg input size, else (None, None)."""
+    config = config_or_none(model)
+    if config is not None:
+        return config.in_chans, config.data.resolution
+    size = (getattr(model, "pretrained_cfg", None) or {}).get("input_size")  # a plain timm model's (timm's format)
+    return (size[0], size[-1]) if size else (None, None)
+
+
 def _checked_views(model: "nn.Module", found: list, labelled: bool) -> tuple[list, "torch.Tensor | None"]:
     """Every image and the labels (or None), after checking they fit the model's channels and classes."""
     import torch
 
     views = [image for x, _ in found for image in x]
-    channels = (getattr(model, "pretrained_cfg", None) or {}).get("input_size", (None,))[0] or \
-        getattr(model, "in_chans", None)
+    channels = _input_size(model)[0] or getattr(model, "in_chans", None)
     if channels is not None and views[0].shape[0] != channels:
         raise InvalidArgumentError(f"recalibrate_bn: the data has {views[0].shape[0]}-channel images but the model "
                                    f"takes {channels} channels")
@@ -209,8 +219,8 @@ def recalibrate_bn(model: "nn.Module", data: Any, reference: "nn.Module | None" 
 
     norms = _checked_models(model, reference)
     integer("min_images", min_images, MIN_SPLIT)
-    size = (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
-    found = batches(data, int(size[-1]) if size else 224, limit=max(min_images, MAX_CALIBRATION_IMAGES) * 2,
+    size = _input_size(model)[-1]
+    found = batches(data, int(size) if size else 224, limit=max(min_images, MAX_CALIBRATION_IMAGES) * 2,
                     minimum=1, exact_size=bool(size))
     images = sum(len(x) for x, _ in found)
     metric = "kl_to_reference" if reference is not None else "cross_entropy"

@@ -26,6 +26,7 @@ from .weights.folder import is_model_folder, read_folder
 from .weights.hub import HUB_PREFIX, download_folder, parse_repo
 from .weights.inherit import check_teacher, inherit, measure_activations, teachers_for, weight_importance
 from .weights.load import checkpoint_for, load_state, saved_classes
+from .weights.model_config import ModelConfig
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -201,7 +202,8 @@ def _teacher(twist: Twist, inherit_from: Any, cache_dir: Any) -> "nn.Module":
     if inherit_from is not None:
         source = resolve(inherit_from)
         teacher = create(source) if source.brings_weights else create(source, pretrained=True, cache_dir=cache_dir)
-        check_teacher(Twist.from_dict(teacher.pretrained_cfg["twist"]), twist)
+        refusal = "inherit_from: this module was not made by tinynet_zoo.create"
+        check_teacher(ModelConfig.of(teacher, refusal).twist, twist)
         return teacher
     tried, first = [], None
     for entry in teachers_for(twist):
@@ -218,7 +220,7 @@ def _teacher(twist: Twist, inherit_from: Any, cache_dir: Any) -> "nn.Module":
 
 def _inherited(teacher: "nn.Module", twist: Twist, student: "nn.Module", calibration: Any) -> dict:
     """The student's tensors cut from the teacher, channels ranked on calibration images (else by weights)."""
-    teacher_arch = Twist.from_dict(teacher.pretrained_cfg["twist"]).arch
+    teacher_arch = ModelConfig.of(teacher).twist.arch
     means = None
     if calibration is not None:
         views = [images for images, _ in calibration_batches(calibration, twist.resolution)]

@@ -13,6 +13,7 @@ from .factory import Target, resolve
 from .weights.folder import read_checked
 from .weights.hub import download_folder
 from .weights.manifest import Checkpoint, get_checkpoint
+from .weights.model_config import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,8 @@ def model_info(spec: Any) -> ModelInfo:
     """Everything known about a model spec: a name, 'name.tag', budget, Twist, model folder or hub repo."""
     target = resolve(spec)
     if target.kind == "module":
-        cfg = getattr(target.module, "pretrained_cfg", None) or {}
-        if "twist" not in cfg:
-            raise InvalidArgumentError("this module was not made by tinynet_zoo.create (no twist in its "
-                                       "pretrained_cfg); pass its name, Twist or folder instead")
-        return _uncatalogued(Twist.from_dict(cfg["twist"]), "module", f"built module ({cfg.get('architecture')})")
+        config = ModelConfig.of(target.module)
+        return _uncatalogued(config.twist, "module", f"built module ({config.name})")
     if target.kind in ("folder", "hub"):
         return _saved(target)
     entry = target.entry

@@ -31,6 +31,7 @@ _FORMAT1 = ("architecture", "num_classes", "in_chans", "classes", "data_config",
             "version", "metrics")
 _MODEL_ARGS = ("twist", "in_chans", "global_pool")
 MAX_CHANNELS = 64  # input channels a saved model may declare
+NOT_MADE_BY_CREATE = "this module was not made by tinynet_zoo.create"
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,11 @@ class ModelConfig:
                 "twist": self.twist.to_dict(), "version": self.version, "metrics": dict(self.metrics),
                 **self.extra}
 
+    @classmethod
+    def of(cls, model: Any, refusal: str = NOT_MADE_BY_CREATE) -> "ModelConfig":
+        """The typed config of a module made by `tinynet_zoo.create` (see `config_of`)."""
+        return config_of(model, refusal)
+
     def with_notes(self, metrics: "Mapping[str, Any] | None" = None,
                    extra: "Mapping[str, Any] | None" = None) -> "ModelConfig":
         """A copy with the given metrics and extra keys (checked: dicts, and extra may not replace a reserved key)."""
@@ -97,26 +103,46 @@ class ModelConfig:
 
 
 def from_model(model: Any) -> ModelConfig:
-    """The config of a model made by `tinynet_zoo.create` (or fine-tuned from one), from its pretrained_cfg."""
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    if "twist" not in cfg:
-        raise InvalidArgumentError("only models made by tinynet_zoo.create can be saved this way (their "
-                                   "pretrained_cfg records the twist); got one without it")
+    """The config to save for a model made by `tinynet_zoo.create` (or fine-tuned from one): a classifier whose
+    label names, when set, name each of its classes."""
+    config = ModelConfig.of(model, "only models made by tinynet_zoo.create can be saved this way")
     if not hasattr(model, "classifier"):
         raise InvalidArgumentError("save the classifier model, not a features_only backbone")
-    labels = cfg.get("label_names")
-    if labels is not None and (isinstance(labels, str) or len(labels) != model.num_classes):
-        raise InvalidArgumentError(f"the model has {model.num_classes} classes but label names {labels!r}; "
+    labels = model.pretrained_cfg.get("label_names")
+    if labels is not None and config.label_names is None:
+        raise InvalidArgumentError(f"the model has {config.num_classes} classes but label names {labels!r}; "
                                    "give a list with one name per class")
+    return config
+
+
+def config_of(model: Any, refusal: str = NOT_MADE_BY_CREATE) -> ModelConfig:
+    """The typed config of a module made by `tinynet_zoo.create` (read from the pretrained_cfg it carries):
+    its twist, classes, label names (None unless one per class), input channels and data config.
+    InvalidArgumentError (starting with `refusal`) for any other module."""
+    cfg = getattr(model, "pretrained_cfg", None)
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("twist"), dict):
+        raise InvalidArgumentError(f"{refusal} (its pretrained_cfg records no twist); pass its name, Twist or "
+                                   f"folder instead, got a {type(model).__name__}")
     twist = Twist.from_dict(cfg["twist"])
     entry = catalogued(cfg.get("architecture"), twist)
     size = cfg["input_size"]
     data = DataConfig(resolution=size[-1], crop_pct=cfg["crop_pct"], interpolation=cfg["interpolation"],
                       mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
+    classes = getattr(model, "num_classes", cfg.get("num_classes", 0))
+    labels = cfg.get("label_names")
+    fits = labels is not None and not isinstance(labels, str) and len(labels) == classes
     pool = getattr(getattr(model, "global_pool", None), "pool_type", "avg")
-    return ModelConfig(twist=twist, name=entry.name if entry else "twist", num_classes=model.num_classes,
-                       data=data, in_chans=size[0], global_pool=pool,
-                       label_names=_labels(list(labels), model.num_classes) if labels is not None else None)
+    return ModelConfig(twist=twist, name=entry.name if entry else "twist", num_classes=classes, data=data,
+                       in_chans=size[0], global_pool=pool,
+                       label_names=_labels(list(labels), classes) if fits else None)
+
+
+def config_or_none(model: Any) -> "ModelConfig | None":
+    """`config_of(model)`, or None for a module not made by `tinynet_zoo.create` (e.g. a plain timm model)."""
+    try:
+        return config_of(model)
+    except InvalidArgumentError:
+        return None
 
 
 def read_model_config(folder: "str | Path") -> ModelConfig:
