@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 
 import tinynet_zoo as tz
-from tinynet_zoo.core.twist import Twist
 from sample_data import export_digits
 from tinynet_zoo.training.data import datasets, scan_folder
 from tinynet_zoo.training.loop import evaluate
@@ -124,8 +123,7 @@ def main() -> None:
     print("earlier defaults", results["earlier_defaults"], "load", load(), flush=True)
     results["defaults"] = finetune(data, out / "teacher", args.epochs)
     print("defaults", results["defaults"], "load", load(), flush=True)
-    teacher = Twist.from_dict(tz.create(Path(results["defaults"]["folder"])).pretrained_cfg["twist"])
-    budget = Twist.from_dict({**teacher.to_dict(), "resolution": RESOLUTION}).macs / 4
+    budget = tz.model_info(Path(results["defaults"]["folder"])).twist.replace(resolution=RESOLUTION).macs / 4
     report = tz.shrink(data, out / "shrink", budget=budget, teacher=results["defaults"]["folder"],
                        epochs=args.shrink_epochs, val_fraction=VAL_FRACTION, backend="onnxruntime")
     steps = json.loads((out / "shrink" / "shrink.json").read_text())["steps"]

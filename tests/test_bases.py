@@ -174,3 +174,14 @@ def test_every_mobilenetv3_tensor_has_its_channel_groups(teacher):
     assert set(groups) == set(tensors)  # conv-bn-act stage and pooled head (conv_head.bias, no bn2) included
     for key, dims in groups.items():
         assert all(group is None or sizes[group] == n for group, n in zip(dims, tensors[key].shape)), key
+
+
+def test_the_docs_formula_table_is_what_the_code_computes():
+    from pathlib import Path
+
+    import bases as bases_bench  # benchmarks/bases.py (benchmarks/ is on the path: conftest.py)
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "bases.md").read_text()
+    begin, end = bases_bench.FORMULAS
+    documented = page[page.index(begin) + len(begin):page.index(end)].strip()
+    assert documented == bases_bench.formula_table()
