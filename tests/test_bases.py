@@ -185,3 +185,19 @@ def test_the_docs_formula_table_is_what_the_code_computes():
     begin, end = bases_bench.FORMULAS
     documented = page[page.index(begin) + len(begin):page.index(end)].strip()
     assert documented == bases_bench.formula_table()
+
+
+def test_inherit_benchmark_cuts_digit_students_with_the_teachers_head(tmp_path):
+    import inherit as inherit_bench  # benchmarks/inherit.py, as benchmarks/bases.py uses it on a digits teacher
+    from sample_data import export_digits
+
+    data = export_digits(tmp_path / "digits", size=32, limit=40)
+    twist = tz.Twist(1.0, 0.5, 0.5, 32, base=MNV3, rules="mobilenetv3")
+    torch.manual_seed(0)
+    teacher = tz.create(twist, num_classes=10).eval()
+    calibration, held = inherit_bench.folder_views(str(data), 20, 32)
+    assert tuple(calibration.shape) == tuple(held.shape) == (20, 3, 32, 32)
+    assert {m.num_classes for m in inherit_bench.students(teacher, twist, calibration).values()} == {10}
+    scores = inherit_bench.agreement(teacher, twist, calibration, held)  # a full-width cut is the teacher itself
+    assert [scores[k] for k in ("leading slice", "importance from weights", "importance from views",
+                                "importance from views + mean compensation")] == [100.0] * 4
