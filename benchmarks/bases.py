@@ -13,6 +13,8 @@ budget relative to the base's MACs, width solved on the exact MACs.
     python benchmarks/bases.py [--epochs 5] [--teacher-epochs 7] [--budgets 5M,10M] [--limit 1797]
                                [--bases efficientnet_b0,mobilenetv3_large_100] [--out DIR] [--json FILE] [--no-docs]
     python benchmarks/bases.py --formula-table [--no-docs]   # the tiny-vs-giant table (25/50/100/150M), computed
+
+With --out, runs an interrupted benchmark finished there (same epochs) are read back instead of repeated.
 """
 from __future__ import annotations
 
@@ -43,8 +45,24 @@ MEASURED = ("<!-- measured: benchmarks/bases.py writes from here -->", "<!-- mea
 FORMULAS = ("<!-- formulas: benchmarks/bases.py --formula-table writes from here -->", "<!-- formulas: to here -->")
 
 
+def _finished(out: Path, epochs: int) -> "dict | None":
+    """A run already finished in `out` with these epochs (an earlier, interrupted benchmark's), else None."""
+    metrics = out / "metrics.jsonl"
+    if not (out / "best").is_dir() or not metrics.is_file():
+        return None
+    history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    if len(history) != epochs:
+        return None
+    return {"top1": max(h["val_top1"] for h in history), "seconds": round(sum(h["epoch_s"] for h in history), 1),
+            "folder": str(out / "best"), "per_epoch": [round(h["val_top1"], 1) for h in history]}
+
+
 def _train(model, data: Path, out: Path, epochs: int, resolution: int = RESOLUTION, **knobs) -> dict:
-    """Fine-tune (or train) at `resolution` px: the teacher at the data's 64 px, a student at its twist's."""
+    """Fine-tune (or train) at `resolution` px: the teacher at the data's 64 px, a student at its twist's. A run
+    that an earlier benchmark with the same --out finished is read back, not repeated."""
+    done = _finished(out, epochs)
+    if done is not None:
+        return done
     tic = time.perf_counter()
     result = tz.finetune(model, data, out, resolution=resolution, epochs=epochs, val_fraction=VAL_FRACTION,
                          progress=False, **knobs)
@@ -65,8 +83,9 @@ def teacher(base: str, data: Path, out: Path, epochs: int) -> dict:
 
 def student(twist: Twist, teacher_folder: str, data: Path, out: Path, epochs: int) -> dict:
     """A student cut from the teacher (channels ranked on the digits), then fine-tuned."""
-    model = tz.create(twist, pretrained="inherit", inherit_from=Path(teacher_folder), calibration=data)
-    tz.save_pretrained(model, out / "init", overwrite=True)
+    if _finished(out / "run", epochs) is None:
+        model = tz.create(twist, pretrained="inherit", inherit_from=Path(teacher_folder), calibration=data)
+        tz.save_pretrained(model, out / "init", overwrite=True)
     return {**_train(out / "init", data, out / "run", epochs, twist.resolution, **STUDENT), "twist": twist}
 
 
@@ -138,8 +157,8 @@ def markdown(results: dict) -> str:
         f"--teacher-epochs {results['teacher_epochs']} --budgets {results['budgets']}`"
         f"{_side_by_side(results.get('merged'))} on {results['machine']}; "
         f"load average {results['loads'][0]} at the start and {results['loads'][-1]} at the end (the machine is "
-        f"shared; {results['minutes']:.0f} min in all). {results['images']} digits at 64 px, a stratified "
-        f"{VAL_FRACTION:.0%} held out; each row trained and evaluated at its own px; MACs and params there with a "
+        f"shared; {_minutes(results['rows'])} min of training in all). {results['images']} digits at 64 px, a "
+        f"stratified {VAL_FRACTION:.0%} held out; each row trained and evaluated at its own px; MACs and params there with a "
         f"1000-class head. Scratch recipe: {_knobs(SCRATCH)}; students fine-tuned with {_knobs(STUDENT)}.", "",
         "| base | model | r | d | w | px | MACs | params | val top-1 | time |",
         "|---|---|---|---|---|---|---|---|---|---|"]
@@ -157,6 +176,10 @@ def markdown(results: dict) -> str:
         lines.append(f"| {row['base']} | {row['student']} | {row['macs'] / 1e6:.1f}M | "
                      + " | ".join(f"{v:.1f}%" for v in scores) + " |")
     return "\n".join(lines)
+
+
+def _minutes(rows: list[dict]) -> str:
+    return f"{sum(r['seconds'] for r in rows) / 60:.0f}"
 
 
 def _side_by_side(runs: "int | None") -> str:
@@ -189,7 +212,7 @@ def write_docs(text: str, markers: tuple[str, str]) -> None:
 
 def measure(args: argparse.Namespace) -> dict:
     """Run the report card of each base and return the results."""
-    loads, tic = [f"{os.getloadavg()[0]:.2f}"], time.perf_counter()
+    loads = [f"{os.getloadavg()[0]:.2f}"]
     rows, agree = [], []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp)
@@ -199,17 +222,17 @@ def measure(args: argparse.Namespace) -> dict:
             rows, agree = rows + found[0], agree + found[1]
     loads.append(f"{os.getloadavg()[0]:.2f}")
     return {"epochs": args.epochs, "teacher_epochs": args.teacher_epochs, "budgets": args.budgets, "loads": loads,
-            "images": args.limit, "date": time.strftime("%Y-%m-%d"), "minutes": (time.perf_counter() - tic) / 60,
+            "images": args.limit, "date": time.strftime("%Y-%m-%d"),
             "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores", "rows": [_plain(r) for r in rows],
             "agreement": agree}
 
 
 def merge(files: list[str]) -> dict:
     """Results saved by several runs (--json), as one: their rows and agreements in order, the loads at the
-    first start and the last end, the longest run's minutes."""
+    first start and the last end."""
     found = [json.loads(Path(f).read_text()) for f in files]
     merged = {**found[0], "rows": [r for f in found for r in f["rows"]],
-              "agreement": [a for f in found for a in f["agreement"]], "minutes": max(f["minutes"] for f in found), "merged": len(found)}
+              "agreement": [a for f in found for a in f["agreement"]], "merged": len(found)}
     merged["loads"] = [found[0]["loads"][0], found[-1]["loads"][-1]]
     return merged
 
