@@ -159,7 +159,8 @@ def markdown(results: dict) -> str:
         f"load average {results['loads'][0]} at the start and {results['loads'][-1]} at the end (the machine is "
         f"shared; {_minutes(results['rows'])} min of training in all). {results['images']} digits at 64 px, a "
         f"stratified {VAL_FRACTION:.0%} held out; each row trained and evaluated at its own px; MACs and params "
-        f"there with a 1000-class head. Scratch recipe: {_knobs(SCRATCH)}; students fine-tuned with {_knobs(STUDENT)}.", "",
+        f"there with a 1000-class head. Scratch recipe: {_knobs(SCRATCH)}; students fine-tuned with "
+        f"{_knobs(STUDENT)}.", "",
         "| base | model | r | d | w | px | MACs | params | val top-1 | time |",
         "|---|---|---|---|---|---|---|---|---|---|"]
     for row in results["rows"]:
