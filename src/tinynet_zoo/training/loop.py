@@ -30,9 +30,6 @@ if TYPE_CHECKING:
     import torch.nn as nn
 
 
-
-
-
 @dataclass
 class Run:
     """Everything one training run holds while it goes: model, optimiser state, loaders and progress."""
@@ -94,12 +91,6 @@ def _loader(dataset: Any, batch_size: int, train: bool, dist_info: Dist, config:
     # validation: each rank takes every world-th image, no padding, so reduced counts are exact
     shard = Subset(dataset, range(dist_info.rank, len(dataset), dist_info.world))
     return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=config.workers, pin_memory=pin)
-
-
-
-
-
-
 
 
 def _setup(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig, out: "Path | None",
@@ -290,7 +281,7 @@ def _epoch(run: Run, epoch: int, extra_meta: "dict[str, Any] | None") -> None:
     tic = time.perf_counter()
     row = _train_epoch(run, epoch)
     sync_buffers(run.model, run.ema, run.dist)
-    for prefix, model in (("val", run.model), ("ema_val", run.ema.module if run.ema is not None else None)):
+    for prefix, model in (("val", run.net if run.config.qat else run.model), ("ema_val", run.ema.module if run.ema is not None else None)):
         if model is not None:
             found = evaluate(model, run.val_loader, run.device, run.dtype, run.channels_last, run.dist)
             row.update({f"{prefix}_{k}": v for k, v in found.items()})
@@ -360,7 +351,10 @@ def train(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig 
         if resume is not None:
             _resume(run, resume)
         run.net = model
-        if run.dist.world > 1:
+        if run.config.qat:  # trains the model's own tensors through XNNPACK's int8 fake quantization
+            from .qat import prepare
+            run.net = prepare(model, train_set[0][0][None].to(run.device), run.config.batchnorm == "frozen")
+        elif run.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
             run.net = DistributedDataParallel(model, device_ids=[run.dist.local_rank] if run.device.type == "cuda"
                                               else None)
