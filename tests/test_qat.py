@@ -149,7 +149,7 @@ def test_cli_qat_refusal_is_one_line(digits, tmp_path, capsys):
                  "--epochs", "1"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
-    assert err.startswith("tinynet-zoo: error: ") and "amp='fp16'" in err
+    assert err.startswith("tinynet-zoo: error: --qat trains in float32") and "--amp fp16 does not apply" in err
 
 
 @pytest.mark.slow
@@ -160,3 +160,11 @@ def test_qat_folder_exports_an_int8_pte_that_passes_the_gate(qat_run, digits, tm
     code = main(["export", str(qat_run.out / "best"), "--out", str(out), "--int8", "--calibration", str(digits),
                  "--max-drop", "100", "--json"])
     assert code == 0 and out.is_file()
+
+
+def test_the_int8_refusal_suggests_quantization_aware_fine_tuning():
+    from tinynet_zoo.deploy.int8_gate import GateResult, refuse
+
+    error = refuse([GateResult(200, True, 90.5, 80.0, 85.0, False)], 1.0, 0.98)
+    assert str(error).startswith("int8 lost too much accuracy, nothing was written: top-1 90.5% float vs 80.0% int8")
+    assert "tinynet-zoo finetune MODEL --qat" in str(error) and "tz.finetune(..., qat=True)" in str(error)

@@ -21,6 +21,7 @@ from .config import TrainConfig, TrainResult
 from .distill import IndexedDataset
 from .distributed import (Dist, all_sum, amp_dtype, barrier, device_for, finish_distributed, init_distributed,
                           sync_buffers)
+from . import qat
 from .optimizer import cross_entropy, param_groups, resolve_config
 from .history import CURVES_NAME, METRICS_NAME, append_row, plot_curves, read_history, write_history
 from .run_folder import RunFolder
@@ -352,8 +353,7 @@ def train(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig 
             _resume(run, resume)
         run.net = model
         if run.config.qat:  # trains the model's own tensors through XNNPACK's int8 fake quantization
-            from .qat import prepare
-            run.net = prepare(model, train_set[0][0][None].to(run.device), run.config.batchnorm == "frozen")
+            run.net = qat.prepare(model, train_set[0][0][None].to(run.device), run.config.batchnorm == "frozen")
         elif run.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
             run.net = DistributedDataParallel(model, device_ids=[run.dist.local_rank] if run.device.type == "cuda"

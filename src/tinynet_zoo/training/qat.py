@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ExtraNotInstalledError, IncompatibleCheckpointError, InvalidArgumentError
 from ..system import is_installed
+from .checkpoint import resume_point
+from .run_folder import WEIGHTS
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -60,9 +62,6 @@ def check_request(qat: bool, resume: "str | Path | None", drop_path_rate: "float
 def _check_resume(resume: "str | Path", qat: bool) -> None:
     """Refuse resuming a checkpoint trained with qat without it, or the reverse."""
     from safetensors import safe_open
-
-    from .checkpoint import resume_point
-    from .run_folder import WEIGHTS
 
     generation = resume_point(resume)
     try:
