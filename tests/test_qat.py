@@ -1,6 +1,7 @@
 """Quantization-aware fine-tuning (`finetune(qat=True)`, `finetune --qat`): fake quantization is active while
 training, the learned tensors land in ordinary model folders, and what qat cannot do is refused before work."""
 import json
+import shutil
 import types
 
 import pytest
@@ -101,6 +102,20 @@ def test_resuming_a_float_run_with_qat_is_refused(digits, tmp_path):
     tz.finetune(TWIST, digits, tmp_path / "float", pretrained=False, **QUICK)
     with pytest.raises(IncompatibleCheckpointError, match="trained without qat and this run asks with it"):
         tz.finetune(TWIST, digits, tmp_path / "float", pretrained=False, resume=tmp_path / "float", qat=True, **QUICK)
+
+
+@pytest.mark.slow  # a second qat run (tracing and preparing again)
+@mobile
+def test_a_qat_run_resumes_with_qat(qat_run, digits, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(qat_run.out, out)
+    model = tz.create(TWIST, num_classes=10)  # the same kind of spec as the run's (a module: its rates)
+    result = tz.finetune(model, digits, out, resume=out, qat=True, batchnorm="train", lr=3e-3,
+                         **{**QUICK, "epochs": 2})
+    assert [row["epoch"] for row in result.history] == [1, 2]
+    assert result.history[0] == qat_run.result.history[0]  # the first epoch is the resumed run's
+    assert (out / "checkpoints" / "epoch-0002").is_dir()
+    assert json.loads((out / "best" / "config.json").read_text())["qat"] == qat.SCHEME
 
 
 @pytest.mark.parametrize("option, needles", [

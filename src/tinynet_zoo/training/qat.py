@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 PACKAGES = ("torchao", "executorch")
 EXTRA = "mobile"
 SCHEME = {"quantizer": "XNNPACKQuantizer", "weights": "int8 symmetric per-channel",
-          "activations": "int8 per-tensor"}  # recorded in config.json as extra["qat"]
+          "activations": "int8 per-tensor"}  # recorded in config.json under "qat"
 
 
 def missing() -> list[str]:
