@@ -7,6 +7,10 @@ measured by the gate on the labelled val split. The gate runs with `max_drop=100
 always written and measured (the default `max_drop=1.0` would pass it when the drop is at most 1 point).
 
     python benchmarks/qat.py --data DIGITS --float FOLDER --out DIR [--epochs 3] [--lr 1e-4] [--skip-float] [--json F]
+
+DIGITS: `export_digits(DIR, size=64, limit=800)` (benchmarks/sample_data.py); FOLDER: the `best/` of
+`tz.finetune("efficientnet_lite0", DIGITS, RUN, resolution=64, epochs=3, val_fraction=0.25)`. The numbers in
+docs/finetune.md come from `--epochs 1 --lr 1e-3` and `--epochs 3 --lr 1e-4 --skip-float`.
 """
 from __future__ import annotations
 
