@@ -109,6 +109,9 @@ def _finetune(sub: Any) -> None:
     p.add_argument("--drop-rate", type=float, default=None, help="default: 0 on trained weights, 0.2 from scratch")
     p.add_argument("--drop-path-rate", type=float, default=None, help="default: 0 on trained weights, 0.1 from "
                                                                           "scratch")
+    p.add_argument("--qat", action="store_true",
+                   help="quantization-aware: train through the int8 .pte export's fake quantization (needs the "
+                        "mobile extra), then export best/ with --int8 --calibration")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_handler("training", "cmd_finetune"))
 

@@ -26,7 +26,7 @@ def cmd_finetune(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
             layer_decay=args.layer_decay, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
             warmup_steps=args.warmup_steps, warmup_epochs=args.warmup_epochs, ema_decay=args.ema_decay or None,
             batchnorm=args.batchnorm, augment=args.augment, amp=args.amp, channels_last=args.channels_last,
-            workers=args.workers, seed=args.seed, progress=not args.no_progress and not args.json)
+            workers=args.workers, seed=args.seed, progress=not args.no_progress and not args.json, qat=args.qat)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_resume_hint(args)) from None
     summary = {k: v for k, v in result.to_dict().items() if k != "history"}
@@ -36,6 +36,9 @@ def cmd_finetune(args: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
             f"process(es); {result.wall_s:.1f} s")
     if args.out:
         text += f"\nrun folder: {args.out} (best weights: {Path(args.out) / 'best'})"
+        if args.qat:
+            text += (f"\nint8 file: tinynet-zoo export {Path(args.out) / 'best'} --out model.pte --int8 "
+                     "--calibration DIR")
     if int(os.environ.get("RANK", "0")) != 0:  # only rank 0 prints under torchrun
         return None, ""
     return summary, text

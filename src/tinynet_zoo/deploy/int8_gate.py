@@ -151,7 +151,8 @@ def refuse(tries: list[GateResult], max_drop: float, min_agreement: float) -> Ac
             else f"top-1 agreement with float >= {100 * min_agreement:g}%")
     return AccuracyLossError("int8 lost too much accuracy, nothing was written: " + "; ".join(
         t.describe() for t in tries) + f"; the rule: {rule}. Give more or more typical calibration images, "
-        "fine-tune with quantization-aware training, or export fp32")
+        "fine-tune the model quantization-aware first (tinynet-zoo finetune MODEL --qat, or "
+        "tz.finetune(..., qat=True)) and export that run's best/ folder, or export fp32")
 
 
 def candidate_groups(model: "nn.Module") -> dict[str, list[str]]:

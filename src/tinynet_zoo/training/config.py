@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ..checks import boolean, choice, integer, number, positive, probability
+from ..errors import InvalidArgumentError
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 BATCHNORM_MODES = ("auto", "train", "frozen")
@@ -42,6 +43,7 @@ class TrainConfig:
     workers: int = 0
     seed: int = 0
     progress: bool = True
+    qat: bool = False                # quantization-aware: trained through XNNPACK int8 fake quantization
 
     def __post_init__(self) -> None:
         if self.epochs is not None:
@@ -67,14 +69,33 @@ class TrainConfig:
         integer("workers", self.workers, 0)
         integer("seed", self.seed, 0)
         boolean("progress", self.progress)
+        boolean("qat", self.qat)
+        if self.qat:
+            self._check_qat()
+
+    def _check_qat(self) -> None:
+        """Refuse the settings quantization-aware training cannot honour."""
+        if self.amp in ("bf16", "fp16"):
+            raise InvalidArgumentError(f"qat=True trains in float32 through fake quantization; amp={self.amp!r} "
+                                       "(--amp) does not apply: leave it at 'auto' or 'off'")
+        if self.channels_last == "on":
+            raise InvalidArgumentError("qat=True trains a traced graph in the default memory layout; "
+                                       "channels_last='on' (--channels-last on) does not apply: leave it at 'auto' "
+                                       "or 'off'")
+        if self.ema_decay not in (None, "auto"):
+            raise InvalidArgumentError(f"qat=True keeps no EMA weights (they would not be trained through fake "
+                                       f"quantization); ema_decay={self.ema_decay!r} (--ema-decay) does not apply: "
+                                       "leave it at 'auto' or give 0")
 
     def for_weights(self, pretrained: bool, images: int) -> "TrainConfig":
         """The automatic choices that depend on where the weights come from: lower backbone rates and frozen
-        batch-norm statistics for pretrained weights on small data, one rate and trained statistics otherwise."""
+        batch-norm statistics for pretrained weights on small data, one rate and trained statistics otherwise;
+        with qat, float32 in the default memory layout and no EMA."""
         fine = {"backbone_lr_scale": FINETUNE_BACKBONE_LR_SCALE, "layer_decay": FINETUNE_LAYER_DECAY,
                 "batchnorm": "frozen" if images < FROZEN_BN_MAX_IMAGES else "train"}
         scratch = {"backbone_lr_scale": 1.0, "layer_decay": None, "batchnorm": "train"}
-        chosen = fine if pretrained else scratch
+        chosen = {**(fine if pretrained else scratch),
+                  **({"amp": "off", "channels_last": "off", "ema_decay": None} if self.qat else {})}
         return replace(self, **{k: v for k, v in chosen.items() if getattr(self, k) == "auto"})
 
     def resolved_epochs(self, images: int) -> int:

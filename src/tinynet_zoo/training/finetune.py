@@ -15,6 +15,7 @@ from .config import TrainConfig, TrainResult
 from .data import ImageDataset, datasets, scan_folder
 from .distill import DISTILL_WEIGHT, TEMPERATURE, Distillation
 from .freezing import freeze
+from . import qat
 from .loop import train
 from .probe import fit_head
 
@@ -97,6 +98,9 @@ def finetune(model: Any, data: "str | Path", out_dir: "str | Path | None" = None
     (`warm_start_head`, default on there). resolution overrides the model's input size (e.g. small images).
     teacher: a model spec (e.g. a fine-tuned folder) whose predictions the student also learns (distillation:
     `distill_weight` of the loss is the KL divergence at `temperature`, the rest the labels' cross-entropy).
+    qat=True (needs the `mobile` extra): quantization-aware fine-tuning, through the fake int8 quantization of
+    the `.pte` int8 export; the saved weights stay float (config.json notes `qat`), export them with
+    precision="int8".
     With out_dir (default: the folder being resumed): run.json, metrics.jsonl, curves.png, checkpoints/ (for
     resume) and best/; a folder holding another run is refused unless resuming it or overwrite=True.
     """
@@ -106,6 +110,7 @@ def finetune(model: Any, data: "str | Path", out_dir: "str | Path | None" = None
         check_resolution(resolution)
     if resume is not None:
         resume_point(resume)  # a wrong --resume path fails before any weights are fetched
+    drop_path_rate = qat.check_request(train_config.qat, resume, drop_path_rate)
     if warm_start_head is not None:
         boolean("warm_start_head", warm_start_head)
     splits = scan_folder(data, val_fraction=val_fraction, seed=train_config.seed)
@@ -123,6 +128,7 @@ def finetune(model: Any, data: "str | Path", out_dir: "str | Path | None" = None
     if teacher is not None:
         loss = Distillation(create(teacher), len(splits.classes), distill_weight, temperature,
                             train_config.label_smoothing, cache=train_config.augment == "none")
-    result = train(net, train_set, val_set, train_config, out_dir, resume=resume, overwrite=overwrite, loss=loss)
+    result = train(net, train_set, val_set, train_config, out_dir, resume=resume, overwrite=overwrite, loss=loss,
+                   extra_meta={"qat": qat.SCHEME} if train_config.qat else None)
     result.skipped_images, result.head_warm_start = len(splits.skipped), probe
     return result

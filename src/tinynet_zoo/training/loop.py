@@ -21,6 +21,7 @@ from .config import TrainConfig, TrainResult
 from .distill import IndexedDataset
 from .distributed import (Dist, all_sum, amp_dtype, barrier, device_for, finish_distributed, init_distributed,
                           sync_buffers)
+from . import qat
 from .optimizer import cross_entropy, param_groups, resolve_config
 from .history import CURVES_NAME, METRICS_NAME, append_row, plot_curves, read_history, write_history
 from .run_folder import RunFolder
@@ -28,9 +29,6 @@ from .run_folder import RunFolder
 if TYPE_CHECKING:
     import torch
     import torch.nn as nn
-
-
-
 
 
 @dataclass
@@ -94,12 +92,6 @@ def _loader(dataset: Any, batch_size: int, train: bool, dist_info: Dist, config:
     # validation: each rank takes every world-th image, no padding, so reduced counts are exact
     shard = Subset(dataset, range(dist_info.rank, len(dataset), dist_info.world))
     return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=config.workers, pin_memory=pin)
-
-
-
-
-
-
 
 
 def _setup(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig, out: "Path | None",
@@ -290,7 +282,7 @@ def _epoch(run: Run, epoch: int, extra_meta: "dict[str, Any] | None") -> None:
     tic = time.perf_counter()
     row = _train_epoch(run, epoch)
     sync_buffers(run.model, run.ema, run.dist)
-    for prefix, model in (("val", run.model), ("ema_val", run.ema.module if run.ema is not None else None)):
+    for prefix, model in (("val", run.net if run.config.qat else run.model), ("ema_val", run.ema.module if run.ema is not None else None)):
         if model is not None:
             found = evaluate(model, run.val_loader, run.device, run.dtype, run.channels_last, run.dist)
             row.update({f"{prefix}_{k}": v for k, v in found.items()})
@@ -360,7 +352,9 @@ def train(model: "nn.Module", train_set: Any, val_set: Any, config: TrainConfig 
         if resume is not None:
             _resume(run, resume)
         run.net = model
-        if run.dist.world > 1:
+        if run.config.qat:  # trains the model's own tensors through XNNPACK's int8 fake quantization
+            run.net = qat.prepare(model, train_set[0][0][None].to(run.device), run.config.batchnorm == "frozen")
+        elif run.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
             run.net = DistributedDataParallel(model, device_ids=[run.dist.local_rank] if run.device.type == "cuda"
                                               else None)
