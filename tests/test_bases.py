@@ -187,6 +187,7 @@ def test_the_docs_formula_table_is_what_the_code_computes():
     assert documented == bases_bench.formula_table()
 
 
+@pytest.mark.slow  # ranks channels on views of the digits four ways
 def test_inherit_benchmark_cuts_digit_students_with_the_teachers_head(tmp_path):
     import inherit as inherit_bench  # benchmarks/inherit.py, as benchmarks/bases.py uses it on a digits teacher
     from sample_data import export_digits

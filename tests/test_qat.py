@@ -97,6 +97,7 @@ def test_resuming_a_qat_run_without_qat_is_refused(qat_run, digits):
         tz.finetune(TWIST, digits, qat_run.out, pretrained=False, resume=qat_run.out, **QUICK)
 
 
+@pytest.mark.slow  # trains a float run first
 @mobile
 def test_resuming_a_float_run_with_qat_is_refused(digits, tmp_path):
     tz.finetune(TWIST, digits, tmp_path / "float", pretrained=False, **QUICK)
