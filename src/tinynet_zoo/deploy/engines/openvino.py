@@ -124,23 +124,19 @@ def require_nncf() -> None:
 
 @contextmanager
 def quiet_nncf() -> Iterator[Any]:
-    """The nncf module, its log and progress bars silenced within the block; the logger class it installs on
-    import and its own log level are put back afterwards."""
-    logger_class = logging.getLoggerClass()
-    import nncf
-    from nncf.common.logging.logger import nncf_logger
-
-    logging.setLoggerClass(logger_class)  # importing NNCF makes every later logger an NNCFLogger
-    levels = [nncf_logger.level, *(h.level for h in nncf_logger.handlers)]
-    nncf.set_log_level(logging.ERROR)
+    """The nncf module with its log lines, progress bars and warnings (and those of the libraries it imports)
+    silenced within the block; the user's logging.disable level and logger class are put back afterwards."""
+    previous, logger_class = logging.root.manager.disable, logging.getLoggerClass()
+    logging.disable(max(previous, logging.WARNING))
     try:
         with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # its notices about the model's shapes are not the user's concern
+            import nncf
+
+            logging.setLoggerClass(logger_class)  # importing NNCF makes every later logger an NNCFLogger
             yield nncf
     finally:
-        nncf_logger.setLevel(levels[0])
-        for handler, level in zip(nncf_logger.handlers, levels[1:]):
-            handler.setLevel(level)
+        logging.disable(previous)
 
 
 def ignored_ops(converted: Any, float_modules: tuple[str, ...]) -> list[str]:
