@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ...errors import BackendNotInstalledError
 from ...files import temporary_beside
-from ..fold import fold_batchnorm
 from ...system import is_installed
+from ..fold import fold_batchnorm
 from .base import MAX_SHAPES, EngineSpec, FormatSpec, PlainRecipe, digest, reading, register, require
 from .verify import place, verify
 
