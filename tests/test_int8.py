@@ -141,7 +141,7 @@ def test_simulated_int8_restores_the_model_when_a_forward_pass_raises():
 def fake_engines(monkeypatch, model):
     """int8 builds that write placeholder files and return the model's own logits (no engine runs)."""
     monkeypatch.setattr(quantize, "onnx_int8", lambda source, target, *args: target.write_bytes(b"qdq"))
-    monkeypatch.setattr(quantize, "openvino_int8", lambda source, xml: [xml.write_bytes(b"xml"),
+    monkeypatch.setattr(quantize, "openvino_int8", lambda source, xml, *args: [xml.write_bytes(b"xml"),
                                                                          xml.with_suffix(".bin").write_bytes(b"bin")])
     monkeypatch.setattr(quantize, "file_logits", lambda path, format, images, batch: logits(model, images).numpy())
 
@@ -210,7 +210,6 @@ def test_refused_int8_leaves_no_file(digits, tmp_path):
 
 
 @pytest.mark.parametrize("options, match", [
-    ({}, r"precision='int8' needs calibration images: pass calibration=DIR"),
     ({"calibration": "nowhere"}, r"calibration folder nowhere does not exist"),
     ({"calibration": ".", "variant": "fp16"}, r"precision='int8' replaces variant='fp16'"),
     ({"calibration": ".", "max_drop": -1}, r"max_drop"),

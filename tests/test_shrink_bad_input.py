@@ -12,6 +12,7 @@ from PIL import Image
 import tinynet_zoo as tz
 from tinynet_zoo.cli import main
 from tinynet_zoo.shrinking import run as shrink_run
+from tinynet_zoo.training.data import scan_folder
 
 TEACHER = tz.Twist(1.0, 0.5, 0.5, 32, base="efficientnet_lite0", rules="lite")
 
@@ -152,14 +153,14 @@ def test_int8_is_a_recorded_setting_and_calibrates_on_the_data(data, tmp_path, s
         to_dict=dict, text=str))
     out = tmp_path / "out"
     shrink(data, out, compare=False, int8=True)
-    assert given == [{"int8_data": data}]
+    assert given == [{"int8_split": scan_folder(data, val_fraction=0.2, seed=0)}]  # the split every step uses
     assert json.loads((out / "shrink.json").read_text())["settings"]["int8"] is True
     argv = ["shrink", "--data", str(data), "--out", str(out), "--budget", "5M", "--epochs", "1", "--resolution",
             "32", "--no-compare"]
     assert main(argv) == 2
     assert "started with --int8, not without --int8" in capsys.readouterr().err
     given.clear()
-    assert main([*argv, "--int8"]) == 0 and given == [{"int8_data": data}]  # the same run resumes
+    assert main([*argv, "--int8"]) == 0 and given == [{"int8_split": scan_folder(data)}]  # the same run resumes
 
 
 def test_a_record_from_before_int8_resumes_without_it(data, tmp_path, steps):

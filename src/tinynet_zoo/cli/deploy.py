@@ -43,8 +43,11 @@ def cmd_export(args: argparse.Namespace) -> Any:
     shape = "x".join(map(str, report.input_shape))
     if report.int8 is not None:
         gate = GateResult(**{k: report.int8[k] for k in GateResult.__dataclass_fields__})
+        generic = ("\ncalibrated and checked on scikit-image's generic sample photos, not on your images: int8 may "
+                   "still lose accuracy on them; pass --calibration DIR with images like the ones the model will see"
+                   if args.calibration is None else "")
         return data, (f"wrote {report.path} ({report.format} int8, input {shape}, {report.file_bytes / 1e6:.1f} MB); "
-                      f"{gate.describe()}")
+                      f"{gate.describe()}{generic}")
     spec = FORMATS[report.format]
     kind = report.format + (f" {report.variant}" if spec.check_variant is not None else "")
     beside = " and ".join(report.path.with_suffix(s).name for s in spec.companions)

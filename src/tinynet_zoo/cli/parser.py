@@ -167,8 +167,8 @@ def _shrink(sub: Any) -> None:
                    help="engine that times teacher and student: auto (races every installed engine) or one of "
                         "onnxruntime, openvino, executorch, torch, ...")
     p.add_argument("--int8", action="store_true",
-                   help="also write student.int8.onnx calibrated on --data, kept only if its top-1 drops <= 1 point "
-                        "(a refusal is recorded in the report)")
+                   help="also write student.int8.onnx calibrated on the training split of --data and checked on its "
+                        "val split, kept only if its top-1 drops <= 1 point (a refusal is recorded in the report)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true",
                    help="start again a run recorded in --out with other options (each step replaces only its files)")
@@ -214,7 +214,8 @@ def _deploy(sub: Any) -> None:
                    help="int8, calibrated on --calibration and written only if it keeps accuracy on held-out images")
     p.add_argument("--calibration", default=None, metavar="DIR",
                    help="--int8: images like the model will see (class sub-folders named like its classes, or "
-                        "train/ and val/, make the check use labels)")
+                        "train/ and val/, make the check use labels); without it, scikit-image's generic sample "
+                        "photos")
     p.add_argument("--max-drop", type=float, default=1.0, help="--int8 with labels: top-1 points it may lose")
     p.add_argument("--min-agreement", type=float, default=0.98,
                    help="--int8 without labels: share of held-out images whose top-1 must equal float's")

@@ -2,8 +2,8 @@
 
 ExecuTorch (.pte): torch.export, then PT2E with XNNPACK's quantizer (per-channel symmetric int8 weights,
 per-tensor int8 activations), lowered to XNNPACK. ONNX: onnxruntime's static quantization (QDQ, per-channel int8
-weights, uint8 activations, MinMax calibration). OpenVINO IR: that QDQ graph converted by OpenVINO, whose CPU
-plugin runs the quantize/dequantize pairs as int8 (NNCF is not needed). Each try is run by its engine on
+weights, uint8 activations, MinMax calibration). OpenVINO IR: NNCF's post-training quantization of the float
+OpenVINO model (engines/openvino.py). Each try is run by its engine on
 held-out images and judged by `int8_gate`; layers the gate's sensitivity search keeps float are left out of
 quantization.
 """
@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..errors import InvalidArgumentError
 from .backends import file_engine, require, require_exporter
 from .engines import FORMATS
+from .engines.openvino import openvino_int8, openvino_model, require_nncf
 from .fold import fold_batchnorm
 from .int8_gate import Int8Data, check_thresholds, int8_data, logits, search
+from .sample_photos import require_sample_photos, sample_photos
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,21 +32,20 @@ BACKEND = {"pte": "executorch", "onnx": "onnxruntime", "openvino": "openvino"}
 
 
 def check_int8(format: str, variant: str, calibration: Any, max_drop: Any, min_agreement: Any) -> None:
-    """Refuse an int8 request that cannot run, before any work starts."""
+    """Refuse an int8 request that cannot run, before any work starts (calibration=None: the sample photos)."""
     if variant != "fp32":
         raise InvalidArgumentError(f"precision='int8' replaces variant={variant!r}; leave variant at 'fp32'")
     if calibration is None:
-        raise InvalidArgumentError("precision='int8' needs calibration images: pass calibration=DIR (CLI: "
-                                   "--calibration DIR), a folder of images like the ones the model will see; class "
-                                   "sub-folders named like the model's classes (or train/ and val/) make the "
-                                   "accuracy check use labels")
-    if isinstance(calibration, (str, Path)) and not Path(calibration).is_dir():
+        require_sample_photos()
+    elif isinstance(calibration, (str, Path)) and not Path(calibration).is_dir():
         raise InvalidArgumentError(f"calibration folder {calibration} does not exist or is not a folder")
     check_thresholds(max_drop, min_agreement)
     require(BACKEND[format])
-    if format != "pte":
-        require("onnxruntime")  # its static quantizer writes the QDQ graph OpenVINO also reads
+    if format == "onnx":
+        require("onnxruntime")  # its static quantizer writes the QDQ graph
         require_exporter()
+    if format == "openvino":
+        require_nncf()
 
 
 def _chunks(images: "torch.Tensor", batch: int) -> list["torch.Tensor"]:
@@ -126,13 +127,6 @@ def onnx_int8(float_onnx: Path, target: Path, calibration: "torch.Tensor", batch
         logging.disable(previous)
 
 
-def openvino_int8(qdq_onnx: Path, target_xml: Path) -> None:
-    """OpenVINO IR (.xml + .bin) of a QDQ ONNX graph; OpenVINO's CPU plugin runs it in int8."""
-    import openvino as ov
-
-    ov.save_model(ov.convert_model(str(qdq_onnx)), str(target_xml), compress_to_fp16=False)
-
-
 def _builder(model: "nn.Module", format: str, data: Int8Data, batch: "int | None", workdir: Path,
              export_onnx: Callable[["nn.Module", Path], None]) -> tuple[Callable[[tuple[str, ...]], "np.ndarray"],
                                                                         Path]:
@@ -140,17 +134,17 @@ def _builder(model: "nn.Module", format: str, data: Int8Data, batch: "int | None
     logits, and the path of the latest file it wrote (workdir/int8 with the format's own suffix)."""
     folded = fold_batchnorm(model)
     latest = workdir / f"int8{FORMATS[format].suffix}"
-    if format != "pte":
+    if format == "onnx":
         export_onnx(folded, workdir / "float.onnx")
+    converted = openvino_model(folded, data.calibration.shape[-1], batch) if format == "openvino" else None
 
     def build(float_modules: tuple[str, ...]) -> "np.ndarray":
         if format == "pte":
             latest.write_bytes(pte_int8(folded, data.calibration, batch or 1, float_modules))
+        elif format == "openvino":
+            openvino_int8(converted, latest, data.calibration, float_modules)
         else:
-            qdq = workdir / "int8.onnx"
-            onnx_int8(workdir / "float.onnx", qdq, data.calibration, batch, float_modules)
-            if format == "openvino":
-                openvino_int8(qdq, latest)
+            onnx_int8(workdir / "float.onnx", latest, data.calibration, batch, float_modules)
         return file_logits(latest, format, data.held_out, batch)
 
     return build, latest
@@ -163,6 +157,7 @@ def write_int8(model: "nn.Module", path: Path, format: str, resolution: int, bat
     AccuracyLossError with the measured numbers (writing nothing) when none does."""
     import numpy as np
 
+    calibration = sample_photos() if calibration is None else calibration  # generic photos, with a warning
     data = int8_data(calibration, (getattr(model, "pretrained_cfg", None) or {}).get("label_names"), resolution)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
         workdir = Path(tmp)

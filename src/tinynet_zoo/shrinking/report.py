@@ -2,6 +2,8 @@
 student from scratch and from plain inheritance, as report.json and report.png (with the student exported)."""
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,13 +101,34 @@ def _deploy(out: Path, steps: dict[str, Any], student: Twist, resolution: int, b
             "backend": engine, "seconds": round(time.perf_counter() - tic, 1)}
 
 
-def _int8(out: Path, steps: dict[str, Any], data: Path) -> dict[str, Any]:
-    """The student as int8 ONNX calibrated on the shrink's data (labelled by its class folders), written only if
-    its top-1 keeps within the export's rule; a refusal is recorded with its numbers instead of failing the run."""
+def _link(source: Path, target: Path) -> None:
+    """`target` pointing at the image `source` (a copy where links cannot be made)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.symlink_to(source.resolve())
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def split_folder(splits: Any, folder: Path) -> Path:
+    """train/ and val/ class folders in `folder` of links to the split's images: the int8 file calibrates on the
+    shrink's training images and is checked on its validation images only."""
+    for name, samples in (("train", splits.train), ("val", splits.val)):
+        for index, (path, label) in enumerate(samples):
+            _link(Path(path), folder / name / splits.classes[label] / f"{index:06d}{Path(path).suffix}")
+    return folder
+
+
+def _int8(out: Path, steps: dict[str, Any], splits: Any) -> dict[str, Any]:
+    """The student as int8 ONNX calibrated on the shrink's training split and checked on its validation split
+    (labelled by the classes), written only if its top-1 keeps within the export's rule; a refusal is recorded
+    with its numbers instead of failing the run."""
     tic = time.perf_counter()
     path = out / INT8_NAME
     try:  # the file is this step's own: a run interrupted after writing it writes it again
-        exported = export(Path(steps["student"]["folder"]), path, precision="int8", calibration=data, overwrite=True)
+        with tempfile.TemporaryDirectory(prefix="tinynet-zoo-int8-split.") as tmp:
+            exported = export(Path(steps["student"]["folder"]), path, precision="int8",
+                              calibration=split_folder(splits, Path(tmp)), overwrite=True)
     except (AccuracyLossError, DataError) as exc:
         return {"written": False, "file": None, "reason": str(exc), "seconds": round(time.perf_counter() - tic, 1)}
     gate = {k: list(v) if isinstance(v, tuple) else v for k, v in (exported.int8 or {}).items() if k != "tries"}
@@ -136,13 +159,14 @@ def _plot(path: Path, report: ShrinkReport) -> "Path | None":
 
 
 def write_report(out: Path, state: ShrinkState, student: Twist, teacher: Twist, resolution: int,
-                 backend: str = "auto", int8_data: "Path | None" = None) -> ShrinkReport:
+                 backend: str = "auto", int8_split: Any = None) -> ShrinkReport:
     """Export the student, measure latencies (a resumable step), write report.json and report.png; with
-    `int8_data` also the int8 student calibrated on those images (its own step)."""
+    `int8_split` (the data's Splits) also the int8 student calibrated on its training images and checked on its
+    validation images (its own step)."""
     steps = state.data["steps"]
     deployed = state.step("deploy", lambda: _deploy(out, steps, student, resolution, backend,
                                                     **state.fresh("deploy", {})))
-    int8 = None if int8_data is None else state.step("int8", lambda: _int8(out, steps, int8_data))
+    int8 = None if int8_split is None else state.step("int8", lambda: _int8(out, steps, int8_split))
     teacher_at = Twist.from_dict({**teacher.to_dict(), "resolution": resolution})
     classes = create(Path(steps["student"]["folder"])).num_classes  # MACs and params with the data's head
     seconds = {name: step["seconds"] for name, step in steps.items() if isinstance(step, dict) and "seconds" in step}

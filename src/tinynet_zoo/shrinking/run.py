@@ -199,8 +199,8 @@ def shrink(data: "str | Path", out: "str | Path", budget: Any = None, latency: A
     `overwrite`, which starts that run again (each step replaces only its own files).
     backend: the engine that times the models ('auto' races every installed one; e.g. 'onnxruntime' is quicker).
     distill_weight: the teacher's share of the student's loss (default 0.3; 0: labels only; see docs/shrink.md).
-    int8: also write the student as int8 ONNX calibrated on `data`, kept only if its top-1 drops at most 1 point
-    (a refusal is recorded in the report, not raised).
+    int8: also write the student as int8 ONNX calibrated on the training split of `data` and checked on its
+    validation split, kept only if its top-1 drops at most 1 point (a refusal is recorded in the report, not raised).
     """
     data = Path(data)
     distill_weight = _checked(data, budget, latency, epochs, seed, compare, backend, distill_weight)
@@ -235,4 +235,4 @@ def shrink(data: "str | Path", out: "str | Path", budget: Any = None, latency: A
         state.step("plain", lambda: _train(out / "plain-init", data, out / "plain", **state.fresh("plain", students)))
         state.step("scratch", lambda: _train(twist, data, out / "scratch", pretrained=False,
                                              **state.fresh("scratch", students)))
-    return write_report(out, state, twist, teacher_twist, resolution, backend, int8_data=data if int8 else None)
+    return write_report(out, state, twist, teacher_twist, resolution, backend, int8_split=splits if int8 else None)
