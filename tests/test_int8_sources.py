@@ -143,8 +143,9 @@ def test_the_kept_float_modules_name_their_openvino_operations():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not is_installed("nncf"), reason="needs nncf: pip install 'tinynet-zoo[deploy]'")
-def test_nncf_quantizes_all_but_the_kept_float_layers_quietly(tmp_path, capfd):
+def test_nncf_quantizes_all_but_the_kept_float_layers_quietly(tmp_path, capfd, monkeypatch):
     ov = pytest.importorskip("openvino")
+    monkeypatch.chdir(tmp_path)  # at DEBUG, NNCF would write ./nncf_debug graph dumps here
     model = small_model()
     converted = openvino_engine.openvino_model(model, RES, 1)
     calibration = torch.randn(8, 3, RES, RES)
@@ -159,5 +160,6 @@ def test_nncf_quantizes_all_but_the_kept_float_layers_quietly(tmp_path, capfd):
     assert stem in fed[()] and stem not in fed[("conv_stem",)]
     assert fed[()] - {stem} == fed[("conv_stem",)]  # only the stem's quantizers left out
     assert capfd.readouterr() == ("", "")  # no progress bars, no log lines
+    assert not (tmp_path / "nncf_debug").exists()  # no debug dumps in the working folder
     assert logging.getLogger("nncf").level == logging.DEBUG and logging.root.manager.disable == logging.NOTSET
     assert logging.getLoggerClass() is logging.Logger  # importing NNCF made every later logger an NNCFLogger

@@ -125,7 +125,8 @@ def require_nncf() -> None:
 @contextmanager
 def quiet_nncf() -> Iterator[Any]:
     """The nncf module with its log lines, progress bars and warnings (and those of the libraries it imports)
-    silenced within the block; the user's logging.disable level and logger class are put back afterwards."""
+    silenced within the block (and no debug dumps written into the working folder); the user's logging.disable level,
+    logger class and NNCF's log level are put back afterwards."""
     previous, logger_class = logging.root.manager.disable, logging.getLoggerClass()
     logging.disable(max(previous, logging.WARNING))
     try:
@@ -134,7 +135,13 @@ def quiet_nncf() -> Iterator[Any]:
             import nncf
 
             logging.setLoggerClass(logger_class)  # importing NNCF makes every later logger an NNCFLogger
-            yield nncf
+            nncf_logger = logging.getLogger("nncf")
+            level = nncf_logger.level
+            nncf_logger.setLevel(logging.WARNING)  # at DEBUG, NNCF writes graph dumps into ./nncf_debug
+            try:
+                yield nncf
+            finally:
+                nncf_logger.setLevel(level)
     finally:
         logging.disable(previous)
 
