@@ -97,6 +97,43 @@ def test_export_of_an_untrained_model_still_passes_and_scales_its_tolerance(tmp_
     assert report.tolerance < 1e-8 and report.max_abs_diff <= report.tolerance  # 1e-4 x max|logit| (about 1e-5)
 
 
+def loud(seed=0):
+    """An untrained model whose BatchNorms each amplify (running_var 0.4): random inputs give logits in the
+    hundreds, like a model trained from scratch on grey digits does on colour noise."""
+    model = untrained(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_var.fill_(0.4)
+    return model
+
+
+def test_float32_rounding_alone_moves_large_logits_by_more_than_the_absolute_tolerance():
+    from tinynet_zoo.deploy.engines.verify import float32_rounding
+    model = loud()
+    with torch.inference_mode():
+        largest = model(torch.randn(2, 3, 64, 64)).abs().max().item()
+    assert largest > 50 and float32_rounding(model, 64) > 1e-4  # eager float32 against eager float64
+    assert float32_rounding(untrained(0), 64) < 1e-6
+
+
+def test_export_of_a_model_with_large_logits_passes_at_its_own_float32_rounding(tmp_path):
+    report = tz.export(loud(), tmp_path / "m.onnx")  # the old absolute 1e-4 refused it (off by about 3e-4)
+    assert report.max_abs_diff > 1e-4 and report.max_abs_diff <= report.tolerance < 0.1
+
+
+def test_export_of_a_model_with_large_logits_still_catches_a_wrong_file(monkeypatch, tmp_path):
+    model = loud()
+    written = copy.deepcopy(model)
+    with torch.no_grad():
+        written.classifier.weight.mul_(1.01)
+    with pytest.raises(tz.TinyNetZooError, match=r"differs from the eager model by .* \(tolerance .*, largest "
+                                                 r"\|logit\| .*, float32 rounding alone moves the eager logits by up "
+                                                 r"to .* against float64\); nothing was written"):
+        _export_as(monkeypatch, tmp_path, model, written)
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_export_refuses_non_finite_logits(tmp_path):
     model = untrained(0)
     with torch.no_grad():
