@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import tinynet_zoo as tz
+from conftest import needs_extra
 from tinynet_zoo.cli import main
 from tinynet_zoo.deploy import bench as bench_module
 from tinynet_zoo.deploy import export as export_module
@@ -204,6 +205,51 @@ def test_bench_reports_each_round():
     said = []
     timings = bench_module._interleaved({"a": lambda x: x, "b": lambda x: x}, 0, 0, 4, 2, said.append)
     assert said == ["warm-up a", "warm-up b", "round 1/2", "round 2/2"] and set(timings) == {"a", "b"}
+
+
+def test_executorch_plain_row_and_the_executorch_engine_share_one_lowering(monkeypatch, tmp_path):
+    from tinynet_zoo.deploy.engines import RECIPES, SPECS
+    from tinynet_zoo.deploy.engines import executorch as executorch_engine
+    from tinynet_zoo.deploy.engines.builds import ModuleBuilds
+    from tinynet_zoo.deploy.runtime import _Source
+    lowered = []
+    monkeypatch.setattr(executorch_engine, "lower", lambda module, batch, resolution, variant="fp32":
+                        (lowered.append((batch, resolution, variant)) or b"program %d" % batch, 0))
+    monkeypatch.setattr(executorch_engine, "PteForward", lambda data: (lambda x: data))
+    builds = ModuleBuilds(untrained(), 64, tmp_path)
+    plain = RECIPES["executorch-plain"].build(builds, 1)
+    engine = SPECS["executorch"].open_module(_Source(None, builds), None, 1)
+    assert plain(None) == engine.run(np.zeros((1, 3, 64, 64), np.float32)) == b"program 1"
+    assert lowered == [(1, 64, "fp32")]  # one lowering for the plain row and auto's candidate
+    engine.run(np.zeros((2, 3, 64, 64), np.float32))
+    assert lowered == [(1, 64, "fp32"), (2, 64, "fp32")]
+
+
+@pytest.mark.slow
+@needs_extra("mobile")
+@needs_extra("deploy")
+def test_bench_builds_each_engine_once_per_model_for_the_plain_rows_and_auto(monkeypatch, tmp_path):
+    """The plain rows and auto's race share one ExecuTorch lowering and one OpenVINO conversion per model; ONNX
+    has two settings (the exporter's defaults at batch 1, and auto's verified dynamic-batch export), each once."""
+    from collections import Counter
+
+    import openvino
+    from tinynet_zoo.deploy.engines import executorch as executorch_engine
+    made = Counter()
+
+    def spy(owner, name, label):
+        real = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *args, **kwargs: made.update([label]) or real(*args, **kwargs))
+
+    spy(executorch_engine, "lower", "executorch lowering")
+    spy(openvino, "convert_model", "openvino conversion")
+    spy(torch.onnx, "export", "onnx export")
+    spy(onnx_engine, "export_onnx", "verified onnx export")
+    rows = tz.bench(["10M", "12M"], backends=["onnxruntime-plain", "openvino-plain", "executorch-plain", "auto"],
+                    quick=True, progress=False, cache_dir=tmp_path)
+    assert [r["backend"] for r in rows[:5]] == ["eager", "onnxruntime-plain", "openvino-plain", "executorch-plain",
+                                                "auto"]
+    assert made == {"executorch lowering": 2, "openvino conversion": 2, "onnx export": 4, "verified onnx export": 2}
 
 
 def _no_bench(*args, **kwargs):
