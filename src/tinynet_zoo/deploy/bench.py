@@ -17,7 +17,7 @@ from ..errors import InvalidArgumentError
 from ..files import ensure_parent_dir, refuse_existing, write_atomic
 from ..info import model_info
 from ..system import pyplot
-from .backends import BENCH_ROWS, PLAIN, installed_backends, is_installed, require
+from .backends import BENCH_ROWS, ENGINES, PLAIN, installed_backends, is_installed, require
 from .engines import RECIPES
 from .engines.builds import ModuleBuilds
 from .export import prepare
@@ -30,9 +30,9 @@ _NEEDS = {name: r.needs for name, r in RECIPES.items() if r.needs}
 LATENCY_ROUND_CALLS = 10  # batch-1 calls per backend and round (batch-N: one call per backend and round)
 SLOW_BUILDS = ("compile-plain", "torch-compile")  # torch.compile: tens of seconds per model and batch on 2 cores
 # quick: the plain recipes against auto alone (its race covers the engines), fewer timed calls, no throughput,
-# no torch.compile, and a short race among onnxruntime, openvino, executorch and torch
+# no torch.compile, and a short race among the engines, each through one route (openvino-onnx is left out)
 QUICK = {"runs": 20, "warmup": 3, "batch_runs": 0, "race_s": 3.0,
-         "candidates": ("onnxruntime", "openvino", "executorch", "torch")}
+         "candidates": tuple(e.name for e in ENGINES if e.races_files and e.name not in SLOW_BUILDS)}
 
 
 def default_backends(quick: bool = False) -> list[str]:

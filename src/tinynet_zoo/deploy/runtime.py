@@ -163,8 +163,12 @@ def _allowed(source: _Source, candidates: "list[str] | None") -> list[str]:
 def _none_left(allowed: list[str], threads: "int | None") -> BackendNotInstalledError:
     """Why no configuration is left to race: nothing installed, or the thread setting rules every candidate out."""
     if not allowed:
-        return BackendNotInstalledError("no installed engine runs this model: pip install 'tinynet-zoo[deploy]' "
-                                        "(onnxruntime, openvino) or 'tinynet-zoo[mobile]' (executorch)")
+        extras: dict[str, list[str]] = {}
+        for spec in ENGINES:
+            if spec.extra and spec.package not in extras.setdefault(spec.extra, []):
+                extras[spec.extra].append(spec.package)
+        return BackendNotInstalledError("no installed engine runs this model: pip install " + " or ".join(
+            f"'tinynet-zoo[{extra}]' ({', '.join(packages)})" for extra, packages in extras.items()))
     return BackendNotInstalledError(
         f"no candidate runs at threads={threads}: {', '.join(allowed)} "
         f"{'uses its' if len(allowed) == 1 else 'use their'} process-wide thread setting "
