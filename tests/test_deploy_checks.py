@@ -360,10 +360,14 @@ def test_bench_cli_quick_reaches_bench_and_its_help_says_how_long(capsys, monkey
     monkeypatch.setattr(cli_deploy, "bench", lambda models, backends, **kw: seen.update(kw, models=models) or [row])
     assert main(["bench", "tinynet_e", "tinynet_a", "--quick", "--no-progress"]) == 0
     assert seen["quick"] is True and seen["models"] == ["tinynet_e", "tinynet_a"] and seen["progress"] is False
+    table = capsys.readouterr().out
+    assert "batch-1 median and p90 over 20 timed calls per row; throughput not measured" in table
+    assert ("quick: 20 timed batch-1 calls per row instead of 100, no throughput (instead of 5 calls at the batch "
+            "size), auto raced for at most 3 s") in table
     with pytest.raises(SystemExit):
         main(["bench", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "--quick takes about 2.5 minutes on `bench tinynet_e tinynet_a`" in help_text
+    assert "--quick takes about 3 minutes of CPU time on `bench tinynet_e tinynet_a`" in help_text
 
 
 # ---------------------------------------------------------------- the one table of engines

@@ -176,10 +176,11 @@ def _shrink(sub: Any) -> None:
 def _deploy(sub: Any) -> None:
     p = sub.add_parser("bench", help="batch-1 latency and batch-32 throughput per backend vs timm eager",
                        description="Every row of each model is built, then all are timed in interleaved rounds; "
-                                   "progress (model, row, round) goes to stderr. Time: --quick takes about 2.5 minutes "
-                                   "on `bench tinynet_e tinynet_a` on a quiet 2-core machine (measured 2 min 21 s); "
-                                   "the default builds 12 rows per model, torch.compile twice, and "
-                                   "times 5x more calls (see docs/performance.md).")
+                                   "progress (model, row, round) goes to stderr; the plain rows and auto share each model's "
+                                   "engine conversions (one per engine and settings). Time: --quick takes about 3 "
+                                   "minutes of CPU time on `bench tinynet_e tinynet_a` (measured 3 min 4 s; wall time "
+                                   "on a quiet 2-core machine is below it); the default builds 12 rows per model, "
+                                   "torch.compile twice, and times 5x more calls (see docs/performance.md).")
     p.add_argument("models", nargs="*", default=["tinynet_e"], metavar="MODEL",
                    help="model names, budgets or folders (default: tinynet_e)")
     p.add_argument("--backends", default=None,

@@ -35,6 +35,12 @@ QUICK = {"runs": 20, "warmup": 3, "batch_runs": 0, "race_s": 3.0,
          "candidates": tuple(e.name for e in ENGINES if e.races_files and e.name not in SLOW_BUILDS)}
 
 
+def quick_note(runs: int, batch_runs: int) -> str:
+    """What --quick measures less than the default (`runs` and `batch_runs`: the defaults it replaces)."""
+    return (f"quick: {QUICK['runs']} timed batch-1 calls per row instead of {runs}, no throughput (instead of "
+            f"{batch_runs} calls at the batch size), auto raced for at most {QUICK['race_s']:g} s")
+
+
 def default_backends(quick: bool = False) -> list[str]:
     """eager, the plain recipes and engines whose packages are installed, and auto (quick: the plain recipes but
     compile-plain, and auto)."""
@@ -182,6 +188,9 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['model']} | {r['macs'] / 1e6:.1f}M | {r['backend']} | {r['config']} | "
                      f"{r['median_ms']:.2f} | {r['p90_ms']:.2f} | {r['speedup']:.2f} | {r['vs_best_plain']:.2f} | "
                      f"{ips} | {tput} |")
+    runs = sorted({r["runs"] for r in rows})
+    lines.append(f"batch-1 median and p90 over {' to '.join(map(str, runs[::max(1, len(runs) - 1)]))} timed calls "
+                 "per row" + ("" if any(r["images_per_s"] for r in rows) else "; throughput not measured"))
     return "\n".join(lines)
 
 
