@@ -86,7 +86,8 @@ def test_a_candidate_that_fails_to_build_is_recorded_and_the_rest_race():
 
 
 def test_auto_from_a_module_races_every_installed_engine(tmp_path):
-    source = runtime_module._Source(None, tz.create(TWIST), TWIST.resolution, tmp_path)
+    from tinynet_zoo.deploy.engines.builds import ModuleBuilds
+    source = runtime_module._Source(None, ModuleBuilds(tz.create(TWIST), TWIST.resolution, tmp_path))
     labels = set(runtime_module._candidates(source, runtime_module._allowed(source, None), None, 1))
     counts = sorted({1, usable_cores()})
     expected = {f"{b}:{t}" for b in ("onnxruntime", "openvino", "openvino-onnx") for t in counts}

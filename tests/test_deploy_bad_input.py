@@ -69,7 +69,7 @@ CASES = [
     ("unknown variant", lambda f: tz.export(f.model, f.root / "m.pte", variant="fp8"), tz.UnknownNameError,
      r"unknown pte variant 'fp8'"),
     ("variant of an ONNX file", lambda f: tz.export(f.model, f.root / "m.onnx", variant="fp16"),
-     tz.InvalidArgumentError, r"variant 'fp16' applies to ExecuTorch \(\.pte\) files; onnx is fp32"),
+     tz.InvalidArgumentError, r"variant 'fp16' applies to pte \(\.pte\) files; onnx is fp32"),
     ("opset of a pte", lambda f: tz.export(f.model, f.root / "m.pte", opset=18), tz.InvalidArgumentError,
      r"opset applies to ONNX files only"),
     ("batch 0", lambda f: tz.export(f.model, f.root / "m.onnx", batch=0), tz.InvalidArgumentError,

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import tinynet_zoo as tz
+from conftest import needs_extra
 from tinynet_zoo.cli import main
 from tinynet_zoo.deploy import bench as bench_module
 from tinynet_zoo.deploy import export as export_module
@@ -97,6 +98,43 @@ def test_export_of_an_untrained_model_still_passes_and_scales_its_tolerance(tmp_
     assert report.tolerance < 1e-8 and report.max_abs_diff <= report.tolerance  # 1e-4 x max|logit| (about 1e-5)
 
 
+def loud(seed=0):
+    """An untrained model whose BatchNorms each amplify (running_var 0.4): random inputs give logits in the
+    hundreds, like a model trained from scratch on grey digits does on colour noise."""
+    model = untrained(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_var.fill_(0.4)
+    return model
+
+
+def test_float32_rounding_alone_moves_large_logits_by_more_than_the_absolute_tolerance():
+    from tinynet_zoo.deploy.engines.verify import float32_rounding
+    model = loud()
+    with torch.inference_mode():
+        largest = model(torch.randn(2, 3, 64, 64)).abs().max().item()
+    assert largest > 50 and float32_rounding(model, 64) > 1e-4  # eager float32 against eager float64
+    assert float32_rounding(untrained(0), 64) < 1e-6
+
+
+def test_export_of_a_model_with_large_logits_passes_at_its_own_float32_rounding(tmp_path):
+    report = tz.export(loud(), tmp_path / "m.onnx")  # the old absolute 1e-4 refused it (off by about 3e-4)
+    assert report.max_abs_diff > 1e-4 and report.max_abs_diff <= report.tolerance < 0.1
+
+
+def test_export_of_a_model_with_large_logits_still_catches_a_wrong_file(monkeypatch, tmp_path):
+    model = loud()
+    written = copy.deepcopy(model)
+    with torch.no_grad():
+        written.classifier.weight.mul_(1.01)
+    with pytest.raises(tz.TinyNetZooError, match=r"differs from the eager model by .* \(tolerance .*, largest "
+                                                 r"\|logit\| .*, float32 rounding alone moves the eager logits by up "
+                                                 r"to .* against float64\); nothing was written"):
+        _export_as(monkeypatch, tmp_path, model, written)
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_export_refuses_non_finite_logits(tmp_path):
     model = untrained(0)
     with torch.no_grad():
@@ -167,6 +205,51 @@ def test_bench_reports_each_round():
     said = []
     timings = bench_module._interleaved({"a": lambda x: x, "b": lambda x: x}, 0, 0, 4, 2, said.append)
     assert said == ["warm-up a", "warm-up b", "round 1/2", "round 2/2"] and set(timings) == {"a", "b"}
+
+
+def test_executorch_plain_row_and_the_executorch_engine_share_one_lowering(monkeypatch, tmp_path):
+    from tinynet_zoo.deploy.engines import RECIPES, SPECS
+    from tinynet_zoo.deploy.engines import executorch as executorch_engine
+    from tinynet_zoo.deploy.engines.builds import ModuleBuilds
+    from tinynet_zoo.deploy.runtime import _Source
+    lowered = []
+    monkeypatch.setattr(executorch_engine, "lower", lambda module, batch, resolution, variant="fp32":
+                        (lowered.append((batch, resolution, variant)) or b"program %d" % batch, 0))
+    monkeypatch.setattr(executorch_engine, "PteForward", lambda data: (lambda x: data))
+    builds = ModuleBuilds(untrained(), 64, tmp_path)
+    plain = RECIPES["executorch-plain"].build(builds, 1)
+    engine = SPECS["executorch"].open_module(_Source(None, builds), None, 1)
+    assert plain(None) == engine.run(np.zeros((1, 3, 64, 64), np.float32)) == b"program 1"
+    assert lowered == [(1, 64, "fp32")]  # one lowering for the plain row and auto's candidate
+    engine.run(np.zeros((2, 3, 64, 64), np.float32))
+    assert lowered == [(1, 64, "fp32"), (2, 64, "fp32")]
+
+
+@pytest.mark.slow
+@needs_extra("mobile")
+@needs_extra("deploy")
+def test_bench_builds_each_engine_once_per_model_for_the_plain_rows_and_auto(monkeypatch, tmp_path):
+    """The plain rows and auto's race share one ExecuTorch lowering and one OpenVINO conversion per model; ONNX
+    has two settings (the exporter's defaults at batch 1, and auto's verified dynamic-batch export), each once."""
+    from collections import Counter
+
+    import openvino
+    from tinynet_zoo.deploy.engines import executorch as executorch_engine
+    made = Counter()
+
+    def spy(owner, name, label):
+        real = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *args, **kwargs: made.update([label]) or real(*args, **kwargs))
+
+    spy(executorch_engine, "lower", "executorch lowering")
+    spy(openvino, "convert_model", "openvino conversion")
+    spy(torch.onnx, "export", "onnx export")
+    spy(onnx_engine, "export_onnx", "verified onnx export")
+    rows = tz.bench(["10M", "12M"], backends=["onnxruntime-plain", "openvino-plain", "executorch-plain", "auto"],
+                    quick=True, progress=False, cache_dir=tmp_path)
+    assert [r["backend"] for r in rows[:5]] == ["eager", "onnxruntime-plain", "openvino-plain", "executorch-plain",
+                                                "auto"]
+    assert made == {"executorch lowering": 2, "openvino conversion": 2, "onnx export": 4, "verified onnx export": 2}
 
 
 def _no_bench(*args, **kwargs):
@@ -277,10 +360,14 @@ def test_bench_cli_quick_reaches_bench_and_its_help_says_how_long(capsys, monkey
     monkeypatch.setattr(cli_deploy, "bench", lambda models, backends, **kw: seen.update(kw, models=models) or [row])
     assert main(["bench", "tinynet_e", "tinynet_a", "--quick", "--no-progress"]) == 0
     assert seen["quick"] is True and seen["models"] == ["tinynet_e", "tinynet_a"] and seen["progress"] is False
+    table = capsys.readouterr().out
+    assert "batch-1 median and p90 over 20 timed calls per row; throughput not measured" in table
+    assert ("quick: 20 timed batch-1 calls per row instead of 100, no throughput (instead of 5 calls at the batch "
+            "size), auto raced for at most 3 s") in table
     with pytest.raises(SystemExit):
         main(["bench", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "--quick takes about 2.5 minutes on `bench tinynet_e tinynet_a`" in help_text
+    assert "--quick takes about 2 minutes of CPU time on `bench tinynet_e tinynet_a`" in help_text
 
 
 # ---------------------------------------------------------------- the one table of engines

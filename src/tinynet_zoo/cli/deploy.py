@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..deploy.bench import bench, check_plot_path, format_rows, plot
+from ..deploy.bench import bench, check_plot_path, format_rows, plot, quick_note
 from ..deploy.engines import FORMATS
 from ..deploy.export import export
 from ..deploy.int8_gate import GateResult
@@ -21,7 +21,7 @@ def cmd_bench(args: argparse.Namespace) -> Any:
     rows = bench(args.models, backends, runs=args.runs, warmup=args.warmup, batch=args.batch,
                  batch_runs=args.batch_runs, progress=not args.no_progress, cache_dir=args.cache_dir,
                  quick=args.quick)
-    text = format_rows(rows)
+    text = format_rows(rows) + (f"\n{quick_note(args.runs, args.batch_runs)}" if args.quick else "")
     if args.plot:
         text += f"\nplot: {plot(rows, args.plot, args.overwrite)}"
     return rows, text

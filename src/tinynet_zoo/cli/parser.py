@@ -8,7 +8,8 @@ from typing import Any, Callable
 
 from .. import __version__
 from ..core.bases import DEFAULT_BASE
-from ..deploy.backends import BENCH_ROWS as BENCH_BACKENDS
+from ..deploy.backends import BACKENDS, BENCH_ROWS as BENCH_BACKENDS
+from ..deploy.engines import FORMATS
 from ..training.config import AMP_MODES, AUGMENTATIONS, BATCHNORM_MODES, CHANNELS_LAST_MODES, TrainConfig
 from ..training.distill import DISTILL_WEIGHT, TEMPERATURE
 
@@ -165,7 +166,7 @@ def _shrink(sub: Any) -> None:
                    help="the teacher's share of the student's loss (0: labels only; default 0.3)")
     p.add_argument("--backend", default="auto",
                    help="engine that times teacher and student: auto (races every installed engine) or one of "
-                        "onnxruntime, openvino, executorch, torch, ...")
+                        + ", ".join(BACKENDS))
     p.add_argument("--int8", action="store_true",
                    help="also write student.int8.onnx calibrated on the training split of --data and checked on its "
                         "val split, kept only if its top-1 drops <= 1 point (a refusal is recorded in the report)")
@@ -178,10 +179,11 @@ def _shrink(sub: Any) -> None:
 def _deploy(sub: Any) -> None:
     p = sub.add_parser("bench", help="batch-1 latency and batch-32 throughput per backend vs timm eager",
                        description="Every row of each model is built, then all are timed in interleaved rounds; "
-                                   "progress (model, row, round) goes to stderr. Time: --quick takes about 2.5 minutes "
-                                   "on `bench tinynet_e tinynet_a` on a quiet 2-core machine (measured 2 min 21 s); "
-                                   "the default builds 12 rows per model, torch.compile twice, and "
-                                   "times 5x more calls (see docs/performance.md).")
+                                   "progress (model, row, round) goes to stderr; the plain rows and auto share each model's "
+                                   "engine conversions (one per engine and settings). Time: --quick takes about 2 "
+                                   "minutes of CPU time on `bench tinynet_e tinynet_a` (measured 2 min 9 s, against 3 "
+                                   "min 10 s before those were shared, alternately on a shared machine); the default builds 12 rows per model, "
+                                   "torch.compile twice, and times 5x more calls (see docs/performance.md).")
     p.add_argument("models", nargs="*", default=["tinynet_e"], metavar="MODEL",
                    help="model names, budgets or folders (default: tinynet_e)")
     p.add_argument("--backends", default=None,
@@ -203,8 +205,9 @@ def _deploy(sub: Any) -> None:
                        description="Export MODEL (a name, name.tag, MAC budget, model folder or hf-hub:user/repo) "
                                    "with BatchNorm folded, verified against the eager model before it is written.")
     p.add_argument("model", metavar="MODEL")
-    p.add_argument("--out", required=True, help="the file to write (.onnx, .xml for OpenVINO IR, .pte)")
-    p.add_argument("--format", default=None, help="onnx, openvino or pte (default: from the --out extension)")
+    p.add_argument("--out", required=True, help="the file to write: " + ", ".join(
+        f"{f.suffix} ({f.name})" for f in FORMATS.values()))
+    p.add_argument("--format", default=None, help=f"{', '.join(FORMATS)} (default: from the --out extension)")
     p.add_argument("--batch", type=int, default=1, help="fixed batch size; 0 makes the batch axis dynamic")
     p.add_argument("--resolution", type=int, default=None, help="input pixels (default: the model's own)")
     p.add_argument("--pretrained", default=None,

@@ -19,20 +19,26 @@ from ..info import model_info
 from ..system import pyplot
 from .backends import BENCH_ROWS, ENGINES, PLAIN, installed_backends, is_installed, require
 from .engines import RECIPES
-from .export import export, prepare
-from .runtime import runtime
+from .engines.builds import ModuleBuilds
+from .export import prepare
+from .runtime import module_predictor
 from .timing import one_round, summarize
 
 # the plain recipes (each a few lines of the libraries' own defaults on timm's module as built) are declared by
 # the engine modules (deploy/engines/); _NEEDS: the backend whose package each one uses
 _NEEDS = {name: r.needs for name, r in RECIPES.items() if r.needs}
-_VIA_ONNX = tuple(e.name for e in ENGINES if e.open_module is None and ".onnx" in e.reads)
 LATENCY_ROUND_CALLS = 10  # batch-1 calls per backend and round (batch-N: one call per backend and round)
 SLOW_BUILDS = ("compile-plain", "torch-compile")  # torch.compile: tens of seconds per model and batch on 2 cores
 # quick: the plain recipes against auto alone (its race covers the engines), fewer timed calls, no throughput,
-# no torch.compile, and a short race among onnxruntime, openvino, executorch and torch
+# no torch.compile, and a short race among the engines, each through one route (openvino-onnx is left out)
 QUICK = {"runs": 20, "warmup": 3, "batch_runs": 0, "race_s": 3.0,
-         "candidates": ("onnxruntime", "openvino", "executorch", "torch")}
+         "candidates": tuple(e.name for e in ENGINES if e.races_files and e.name not in SLOW_BUILDS)}
+
+
+def quick_note(runs: int, batch_runs: int) -> str:
+    """What --quick measures less than the default (`runs` and `batch_runs`: the defaults it replaces)."""
+    return (f"quick: {QUICK['runs']} timed batch-1 calls per row instead of {runs}, no throughput (instead of "
+            f"{batch_runs} calls at the batch size), auto raced for at most {QUICK['race_s']:g} s")
 
 
 def default_backends(quick: bool = False) -> list[str]:
@@ -63,32 +69,25 @@ def _check_backends(backends: "list[str] | None", quick: bool = False) -> list[s
 class _Plain:
     """A plain recipe as a callable on numpy batches, built for each batch size it is called with."""
 
-    def __init__(self, backend: str, module: Any, resolution: int, directory: Path) -> None:
-        self.backend, self.module, self.resolution, self.directory = backend, module, resolution, directory
+    def __init__(self, backend: str, builds: ModuleBuilds) -> None:
+        self.backend, self.builds = backend, builds
         self.calls: dict[int, Callable[[Any], Any]] = {}
 
     def __call__(self, x: Any) -> Any:
         if x.shape[0] not in self.calls:
-            self.calls = {x.shape[0]: self._build(x.shape[0])}  # one build alive at a time
+            self.calls = {x.shape[0]: RECIPES[self.backend].build(self.builds, x.shape[0])}  # one alive at a time
         return self.calls[x.shape[0]](x)
 
-    def _build(self, batch: int) -> Callable[[Any], Any]:
-        return RECIPES[self.backend].build(self.module, self.resolution, batch, self.directory)
 
-
-def _engine(backend: str, module: Any, resolution: int, onnx_path: Path, cache_dir: Any,
-            race_s: "float | None" = None) -> tuple[Any, str]:
-    """A callable on numpy batches for one bench backend, and a label of its configuration (race_s: auto's time
-    cap, and auto leaves torch.compile out of its race)."""
+def _engine(backend: str, builds: ModuleBuilds, cache_dir: Any, race_s: "float | None" = None) -> tuple[Any, str]:
+    """A callable on numpy batches for one bench backend, and a label of its configuration. Every row of a model
+    is built from the same `builds`, so auto's race reuses the plain rows' conversions (race_s: auto's time cap,
+    and auto then races the quick candidates)."""
     if backend in PLAIN:
-        return _Plain(backend, module, resolution, onnx_path.parent), RECIPES[backend].label
-    from_file = backend in _VIA_ONNX  # these read the one verified ONNX export
-    if from_file and not onnx_path.exists():
-        export(module, onnx_path, batch=None, resolution=resolution)
+        return _Plain(backend, builds), RECIPES[backend].label
     quick = backend == "auto" and race_s is not None
-    predictor = runtime(onnx_path if from_file else module, backend=backend, resolution=resolution,
-                        cache_dir=cache_dir, time_cap_s=race_s,
-                        candidates=[b for b in QUICK["candidates"] if is_installed(b)] if quick else None)
+    predictor = module_predictor(builds, backend, cache_dir=cache_dir, time_cap_s=race_s,
+                                 candidates=[b for b in QUICK["candidates"] if is_installed(b)] if quick else None)
     label = predictor.backend + (f", {predictor.threads} threads" if predictor.threads else "")
     return predictor, label
 
@@ -154,11 +153,11 @@ def bench(models: "list[str] | str", backends: "list[str] | str | None" = None, 
     for name, info in infos.items():
         module, resolution = prepare(name)
         with tempfile.TemporaryDirectory(prefix="tinynet_zoo_bench_") as tmp:
-            engines, labels = {}, {}
+            engines, labels, builds = {}, {}, ModuleBuilds(module, resolution, Path(tmp))
             for backend in chosen:
                 bar.set_postfix_str(f"{name}: building {backend}")
-                engines[backend], labels[backend] = _engine(backend, module, resolution, Path(tmp) / "model.onnx",
-                                                            cache_dir, QUICK["race_s"] if quick else None)
+                engines[backend], labels[backend] = _engine(backend, builds, cache_dir,
+                                                            QUICK["race_s"] if quick else None)
                 bar.update()
             measured = _measure(engines, resolution, warmup, runs, batch, batch_runs,
                                 lambda text: bar.set_postfix_str(f"{name}: {text}"))
@@ -189,6 +188,9 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['model']} | {r['macs'] / 1e6:.1f}M | {r['backend']} | {r['config']} | "
                      f"{r['median_ms']:.2f} | {r['p90_ms']:.2f} | {r['speedup']:.2f} | {r['vs_best_plain']:.2f} | "
                      f"{ips} | {tput} |")
+    runs = sorted({r["runs"] for r in rows})
+    lines.append(f"batch-1 median and p90 over {' to '.join(map(str, runs[::max(1, len(runs) - 1)]))} timed calls "
+                 "per row" + ("" if any(r["images_per_s"] for r in rows) else "; throughput not measured"))
     return "\n".join(lines)
 
 

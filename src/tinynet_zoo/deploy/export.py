@@ -123,7 +123,8 @@ def _check_options(format: str, batch: "int | None", opset: "int | None", varian
         raise InvalidArgumentError(f"opset applies to ONNX files only, not to format {format!r}")
     _check_opset(opset)
     if spec.check_variant is None and variant != "fp32":
-        raise InvalidArgumentError(f"variant {variant!r} applies to ExecuTorch (.pte) files; {format} is fp32")
+        takes = " and ".join(f"{f.name} ({f.suffix})" for f in FORMAT_SPECS.values() if f.check_variant is not None)
+        raise InvalidArgumentError(f"variant {variant!r} applies to {takes} files; {format} is fp32")
     if spec.check_variant is not None:
         spec.check_variant(variant)
     if spec.fixed_batch and batch is None:

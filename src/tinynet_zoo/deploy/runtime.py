@@ -12,6 +12,7 @@ from ..system import usable_cores
 from .autoselect import cached_choice, choice_key, graph_key, measure_candidates, store_choice
 from .backends import (BACKENDS, ENGINES, FILE_BACKENDS, FILE_KINDS, THREADED, file_engine, file_kind,
                        installed_backends, require)
+from .engines.builds import ModuleBuilds
 from .export import export, prepare
 
 FLOAT_DTYPES = ("float16", "float32", "float64")  # numpy input dtypes accepted (converted to float32)
@@ -69,12 +70,13 @@ class Predictor:
 
 
 class _Source:
-    """What engines are built from: an exported file, or a module whose ONNX export and OpenVINO conversion are
-    made once, on demand, in a temporary folder."""
+    """What engines are built from: an exported file, or a module's shared conversions (`builds`), whose verified
+    ONNX export is made once, on demand, in their folder."""
 
-    def __init__(self, file: "Path | None", module: Any, resolution: "int | None", folder: Path) -> None:
-        self.file, self.module, self.resolution, self.folder = file, module, resolution, folder
-        self.made: dict[str, Any] = {}
+    def __init__(self, file: "Path | None", builds: "ModuleBuilds | None") -> None:
+        self.file, self.builds = file, builds
+        self.module = builds.module if builds is not None else None
+        self.resolution = builds.resolution if builds is not None else None
 
     def backends(self) -> tuple[str, ...]:
         """The backends that can run this source."""
@@ -84,15 +86,10 @@ class _Source:
         """The architecture key of the cached choice."""
         return graph_key(self.file, self.module, self.resolution)
 
-    def once(self, what: str, make: Callable[[], Any]) -> Any:
-        if what not in self.made:
-            self.made[what] = make()
-        return self.made[what]
-
     def onnx(self) -> Path:
         """The verified dynamic-batch ONNX export of the module."""
-        return self.once("onnx", lambda: export(self.module, self.folder / "model.onnx", batch=None,
-                                                 resolution=self.resolution).path)
+        return self.builds.once(("onnx", "verified"), lambda: export(
+            self.module, self.builds.folder / "model.onnx", batch=None, resolution=self.resolution).path)
 
     def engine(self, backend: str, threads: "int | None", batch: int = 1) -> Any:
         """A ready engine on `backend`."""
@@ -166,8 +163,12 @@ def _allowed(source: _Source, candidates: "list[str] | None") -> list[str]:
 def _none_left(allowed: list[str], threads: "int | None") -> BackendNotInstalledError:
     """Why no configuration is left to race: nothing installed, or the thread setting rules every candidate out."""
     if not allowed:
-        return BackendNotInstalledError("no installed engine runs this model: pip install 'tinynet-zoo[deploy]' "
-                                        "(onnxruntime, openvino) or 'tinynet-zoo[mobile]' (executorch)")
+        extras: dict[str, list[str]] = {}
+        for spec in ENGINES:
+            if spec.extra and spec.package not in extras.setdefault(spec.extra, []):
+                extras[spec.extra].append(spec.package)
+        return BackendNotInstalledError("no installed engine runs this model: pip install " + " or ".join(
+            f"'tinynet-zoo[{extra}]' ({', '.join(packages)})" for extra, packages in extras.items()))
     return BackendNotInstalledError(
         f"no candidate runs at threads={threads}: {', '.join(allowed)} "
         f"{'uses its' if len(allowed) == 1 else 'use their'} process-wide thread setting "
@@ -216,11 +217,23 @@ def runtime(model_or_name_or_path: Any, backend: str = "auto", threads: "int | N
         positive("time_cap_s", time_cap_s)
     file, module, resolution = _source(model_or_name_or_path, resolution, pretrained)
     with tempfile.TemporaryDirectory(prefix="tinynet_zoo_") as tmp:
-        source = _Source(file, module, resolution, Path(tmp))
-        if backend == "auto":
-            engine, backend, threads, record = _auto(source, threads, batch, candidates, cache_dir, remeasure,
-                                                     time_cap_s)
-        else:
-            engine, record = source.engine(backend, threads, batch), None
-        shape = engine.input_shape()
-    return Predictor(engine, backend, threads, shape, record)
+        builds = None if file is not None else ModuleBuilds(module, resolution, Path(tmp))
+        return _predictor(_Source(file, builds), backend, threads, batch, candidates, cache_dir, remeasure,
+                          time_cap_s)
+
+
+def module_predictor(builds: ModuleBuilds, backend: str = "auto", batch: int = 1,
+                     candidates: "list[str] | None" = None, cache_dir: "str | Path | None" = None,
+                     time_cap_s: "float | None" = None) -> Predictor:
+    """`runtime` on a module's shared conversions (bench: auto's race reuses the plain rows' builds); backend and
+    candidates are the caller's, already checked."""
+    return _predictor(_Source(None, builds), backend, None, batch, candidates, cache_dir, False, time_cap_s)
+
+
+def _predictor(source: _Source, backend: str, threads: "int | None", batch: int, candidates: "list[str] | None",
+               cache_dir: Any, remeasure: bool, time_cap_s: "float | None") -> Predictor:
+    if backend == "auto":
+        engine, backend, threads, record = _auto(source, threads, batch, candidates, cache_dir, remeasure, time_cap_s)
+    else:
+        engine, record = source.engine(backend, threads, batch), None
+    return Predictor(engine, backend, threads, engine.input_shape(), record)

@@ -58,8 +58,9 @@ class FormatSpec:
 
 @dataclass(frozen=True)
 class PlainRecipe:
-    """A bench row with a library's own defaults: `build(module, resolution, batch, folder)` -> a callable on
-    numpy batches; `needs`: the backend whose package it uses (None: torch alone)."""
+    """A bench row with a library's own defaults: `build(builds, batch)` -> a callable on numpy batches, from the
+    module in `builds` (engines/builds.py: conversions shared with auto's race); `needs`: the backend whose package
+    it uses (None: torch alone)."""
 
     name: str
     build: Callable[..., Callable[[Any], Any]]

@@ -10,6 +10,7 @@ from ...files import temporary_beside
 from ..fold import fold_batchnorm
 from ..pte import RELATIVE_TOLERANCE, check_variant, lower
 from .base import MAX_SHAPES, EngineSpec, FormatSpec, PlainRecipe, reading, register, require
+from .builds import ModuleBuilds
 from .verify import place, verify
 
 if TYPE_CHECKING:
@@ -35,13 +36,19 @@ class PteForward:
         return self.method.execute([torch.from_numpy(x)])[0].numpy()
 
 
+def program(builds: ModuleBuilds, batch: int, variant: str = "fp32") -> bytes:
+    """The module as it is, lowered to an XNNPACK ExecuTorch program for `batch` (made once per builds, batch and
+    variant; XNNPACK folds each BatchNorm into the conv before it itself)."""
+    return builds.once(("pte", batch, variant), lambda: lower(builds.module, batch, builds.resolution, variant)[0])
+
+
 class ExecuTorchEngine:
     """ExecuTorch's Python runtime on XNNPACK-lowered programs: one fixed-batch program per batch size."""
 
     name = "executorch"
 
-    def __init__(self, methods: dict[int, Any], shape: tuple, module: "nn.Module | None" = None) -> None:
-        self.methods, self.shape, self.module = methods, shape, module
+    def __init__(self, methods: dict[int, Any], shape: tuple, builds: "ModuleBuilds | None" = None) -> None:
+        self.methods, self.shape, self.builds = methods, shape, builds
 
     @classmethod
     def from_file(cls, path: "str | Path") -> "ExecuTorchEngine":
@@ -56,9 +63,10 @@ class ExecuTorchEngine:
         return cls({shape[0]: method}, shape)
 
     @classmethod
-    def from_module(cls, module: "nn.Module", resolution: int, batch: int = 1) -> "ExecuTorchEngine":
-        """Lower the BatchNorm-folded module now for `batch`, and later for each new batch size (slow: seconds)."""
-        engine = cls({}, (None, 3, resolution, resolution), fold_batchnorm(module))
+    def from_module(cls, builds: ModuleBuilds, batch: int = 1) -> "ExecuTorchEngine":
+        """Lower the module now for `batch`, and later for each new batch size (slow: seconds; shared through
+        `builds` with every other engine made from it)."""
+        engine = cls({}, (None, 3, builds.resolution, builds.resolution), builds)
         engine._method(batch)
         return engine
 
@@ -69,8 +77,10 @@ class ExecuTorchEngine:
     def _method(self, batch: int) -> Any:
         if batch not in self.methods:
             if len(self.methods) >= MAX_SHAPES:
-                self.methods.pop(next(iter(self.methods)))
-            self.methods[batch] = PteForward(lower(self.module, batch, self.shape[-1])[0])
+                oldest = next(iter(self.methods))
+                del self.methods[oldest]
+                self.builds.drop(("pte", oldest, "fp32"))
+            self.methods[batch] = PteForward(program(self.builds, batch))
         return self.methods[batch]
 
     def run(self, x: "np.ndarray") -> "np.ndarray":
@@ -95,14 +105,13 @@ def write_pte(model: "nn.Module", path: Path, resolution: int, batch: int, varia
     return {**fields, "opset": None, "batchnorm_nodes": batchnorm}
 
 
-def plain(module: "nn.Module", resolution: int, batch: int, folder: Path) -> Callable[[Any], Any]:
+def plain(builds: ModuleBuilds, batch: int) -> Callable[[Any], Any]:
     """torch.export + XNNPACK lowering + ExecuTorch's runtime."""
-    return PteForward(lower(module, batch, resolution)[0])
+    return PteForward(program(builds, batch))
 
 
 register(EngineSpec("executorch", "executorch", "mobile", False, (".pte",), _open_file,
-                    lambda source, threads, batch: ExecuTorchEngine.from_module(source.module, source.resolution,
-                                                                                batch)),
+                    lambda source, threads, batch: ExecuTorchEngine.from_module(source.builds, batch)),
          FormatSpec("pte", ".pte", "an ExecuTorch program (tz.export(..., 'model.pte'))", write_pte,
                     lambda: require("executorch"), check_variant=check_variant,
                     fixed_batch="an ExecuTorch program has a fixed batch size here: pass batch=N (the CLI's "

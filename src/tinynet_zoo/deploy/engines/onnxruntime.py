@@ -10,6 +10,7 @@ from ...files import temporary_beside
 from ...system import is_installed as package_installed
 from ..fold import fold_batchnorm
 from .base import EngineSpec, FormatSpec, PlainRecipe, digest, is_installed, reading, register, require
+from .builds import ModuleBuilds
 from .verify import place, verify
 
 if TYPE_CHECKING:
@@ -105,14 +106,17 @@ def graph_key(path: Path) -> str:
                    str(graph.input[0].type)])
 
 
-def plain(module: "nn.Module", resolution: int, batch: int, folder: Path) -> Callable[[Any], Any]:
+def plain(builds: ModuleBuilds, batch: int) -> Callable[[Any], Any]:
     """torch.onnx.export defaults + InferenceSession(path)."""
     import onnxruntime as ort
     import torch
 
-    path = folder / f"plain_b{batch}.onnx"
-    torch.onnx.export(module, (torch.zeros(batch, 3, resolution, resolution),), str(path), verbose=False)
-    session = ort.InferenceSession(str(path))
+    def export() -> Path:
+        path = builds.folder / f"plain_b{batch}.onnx"
+        example = (torch.zeros(batch, 3, builds.resolution, builds.resolution),)
+        torch.onnx.export(builds.module, example, str(path), verbose=False)
+        return path
+    session = ort.InferenceSession(str(builds.once(("onnx-defaults", batch), export)))
     name = session.get_inputs()[0].name
     return lambda x: session.run(None, {name: x})[0]
 

@@ -15,6 +15,7 @@ from ...files import temporary_beside
 from ...system import is_installed
 from ..fold import fold_batchnorm
 from .base import MAX_SHAPES, EngineSpec, FormatSpec, PlainRecipe, digest, reading, register, require
+from .builds import ModuleBuilds
 from .verify import place, verify
 
 if TYPE_CHECKING:
@@ -38,6 +39,22 @@ def openvino_model(module: "nn.Module", resolution: int, batch: "int | None") ->
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         return ov.convert_model(fold_batchnorm(module), example_input=example,
                                 input=[batch or -1, 3, resolution, resolution])
+
+
+def converted(builds: ModuleBuilds) -> Any:
+    """The module as it is through OpenVINO's PyTorch frontend with its defaults (`ov.convert_model(module,
+    example_input=x)`: batch and image size left dynamic), made once per builds; OpenVINO folds each BatchNorm
+    into the conv before it when compiling."""
+    import openvino as ov
+    import torch
+
+    def convert() -> Any:
+        example = torch.zeros(1, 3, builds.resolution, builds.resolution)
+        with warnings.catch_warnings():  # the frontend traces with torch.jit, whose deprecation notices are not ours
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            return ov.convert_model(builds.module, example_input=example)
+    return builds.once(("openvino",), convert)
 
 
 class OpenVinoEngine:
@@ -68,10 +85,12 @@ class OpenVinoEngine:
         return engine
 
     @classmethod
-    def from_module(cls, module: "nn.Module", resolution: int, threads: "int | None",
-                    model: Any = None) -> "OpenVinoEngine":
-        """Convert the torch module directly (no ONNX step); `model` reuses an earlier conversion."""
-        return cls(model if model is not None else openvino_model(module, resolution, None), threads)
+    def from_module(cls, builds: ModuleBuilds, threads: "int | None") -> "OpenVinoEngine":
+        """The torch module converted directly (no ONNX step; the conversion shared through `builds`), its input
+        set to (any batch, 3, resolution, resolution)."""
+        model = converted(builds).clone()
+        model.reshape([-1, 3, builds.resolution, builds.resolution])
+        return cls(model, threads)
 
     def input_shape(self) -> tuple:
         """(batch or None, channels, height, width)."""
@@ -90,11 +109,6 @@ class OpenVinoEngine:
     def run(self, x: "np.ndarray") -> "np.ndarray":
         """Logits for one batch (a copy: the request's buffer is reused by the next call)."""
         return self._request(x.shape[0]).infer({0: x})[0].copy()
-
-
-def _from_module(source: Any, threads: "int | None", batch: int) -> OpenVinoEngine:
-    converted = source.once("openvino", lambda: openvino_model(source.module, source.resolution, None))
-    return OpenVinoEngine.from_module(source.module, source.resolution, threads, converted)
 
 
 def write_openvino(model: "nn.Module", path: Path, resolution: int, batch: "int | None", variant: str,
@@ -168,19 +182,16 @@ def openvino_int8(converted: Any, target_xml: Path, calibration: "torch.Tensor",
     ov.save_model(quantized, str(target_xml), compress_to_fp16=False)
 
 
-def plain(module: "nn.Module", resolution: int, batch: int, folder: Path) -> Callable[[Any], Any]:
+def plain(builds: ModuleBuilds, batch: int) -> Callable[[Any], Any]:
     """compile_model(convert_model(model, example_input=x), "CPU", {"PERFORMANCE_HINT": "LATENCY"})."""
     import openvino as ov
-    import torch
 
-    example = torch.zeros(batch, 3, resolution, resolution)
-    compiled = ov.compile_model(ov.convert_model(module, example_input=example), "CPU",
-                                {"PERFORMANCE_HINT": "LATENCY"})
+    compiled = ov.compile_model(converted(builds), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
     return lambda x: compiled(x)[0]
 
 
 register(EngineSpec("openvino", "openvino", "deploy", True, (".onnx", ".xml"), OpenVinoEngine.from_file,
-                    _from_module),
+                    lambda source, threads, batch: OpenVinoEngine.from_module(source.builds, threads)),
          EngineSpec("openvino-onnx", "openvino", "deploy", True, (".onnx",), OpenVinoEngine.from_file,
                     races_files=False),
          FormatSpec("openvino", ".xml", "OpenVINO IR (the .xml with its .bin beside it)", write_openvino,

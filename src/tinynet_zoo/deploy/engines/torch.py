@@ -1,12 +1,12 @@
 """torch itself: the eager module and torch.compile (inductor), both from a module only (no file format)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ...errors import BackendNotInstalledError
 from ..fold import fold_batchnorm
 from .base import EngineSpec, PlainRecipe, register
+from .builds import ModuleBuilds
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,10 +62,10 @@ class CompiledTorchEngine(TorchEngine):
 def _plain(compiled: bool) -> Callable[..., Callable[[Any], Any]]:
     """eager: torch.inference_mode on timm's module as built; compile-plain: torch.compile(model) likewise."""
 
-    def build(module: "nn.Module", resolution: int, batch: int, folder: Path) -> Callable[[Any], Any]:
+    def build(builds: ModuleBuilds, batch: int) -> Callable[[Any], Any]:
         import torch
 
-        network = torch.compile(module) if compiled else module
+        network = torch.compile(builds.module) if compiled else builds.module
 
         def run(x: Any) -> Any:
             with torch.inference_mode():
