@@ -64,7 +64,7 @@ CASES = [
     ("dynamic batch pte", lambda f: tz.export(f.model, f.root / "m.pte", batch=None), tz.InvalidArgumentError,
      r"an ExecuTorch program has a fixed batch size here: pass batch=N"),
     ("int8 is not offered", lambda f: tz.export(f.model, f.root / "m.pte", variant="int8"), tz.InvalidArgumentError,
-     r"variant 'int8' is not offered: int8 needs calibration images .*precision='int8' and calibration=DIR.*"
+     r"variant 'int8' is not offered: int8 files are calibrated .*precision='int8' and calibration=DIR.*"
      r"accepted: fp32, fp16"),
     ("unknown variant", lambda f: tz.export(f.model, f.root / "m.pte", variant="fp8"), tz.UnknownNameError,
      r"unknown pte variant 'fp8'"),

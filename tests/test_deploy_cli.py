@@ -67,8 +67,9 @@ def test_export_cli_never_replaces_a_file_unless_asked(tmp_path, capsys):
     (["--out", "m.tflite"], "cannot tell the export format from 'm.tflite'"),
     (["--out", "m.onnx", "--format", "pte"], "format 'pte' writes .pte files"),
     (["--out", "m.pte", "--batch", "0"], "fixed batch size"),
-    (["--out", "m.pte", "--variant", "int8"], "variant 'int8' is not offered: int8 needs calibration images and an "
-                                              "accuracy check: pass --int8 and --calibration DIR; accepted"),
+    (["--out", "m.pte", "--variant", "int8"], "variant 'int8' is not offered: int8 files are calibrated and "
+                                              "accuracy-checked: pass --int8 and --calibration DIR, or no "
+                                              "calibration for sample photos; accepted"),
     (["--out", "m.pte", "--int8", "--calibration", "nowhere"], "calibration folder nowhere does not exist"),
     (["--out", "m.onnx", "--batch", "-1"], "--batch must be a batch size >= 1, or 0"),
     (["--out", "m.onnx", "--pretrained", "maybe"], "pretrained must be False, True, 'inherit'"),

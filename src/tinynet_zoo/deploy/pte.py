@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 VARIANTS = ("fp32", "fp16")
 NOT_OFFERED = {
-    "int8": "int8 needs calibration images and an accuracy check: pass precision='int8' and calibration=DIR (CLI: "
-            "--int8 --calibration DIR)",
+    "int8": "int8 files are calibrated and accuracy-checked: pass precision='int8' and calibration=DIR (CLI: "
+            "--int8 --calibration DIR), or no calibration for sample photos",
 }
 # fp16 logits differ from fp32 by rounding: verified relative to the largest |logit| instead of absolutely
 RELATIVE_TOLERANCE = {"fp16": 1e-2}
