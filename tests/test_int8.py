@@ -253,3 +253,28 @@ def test_cli_export_int8_prints_the_measured_numbers(digits, tmp_path, capsys):
     assert text.startswith(f"wrote {out} (pte int8, input 1x3x{RES}x{RES}") and "on 32 held-out images" in text
     assert main(argv + ["--min-agreement", "1.01"]) == 2
     assert "min_agreement must be" in capsys.readouterr().err
+
+
+def relu6_net():
+    """conv + ReLU6 layers whose pre-activations span about +-50: a ReLU6 output quantized with the conv's
+    pre-clamp scale would get about 15 int8 levels in [0, 6]."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU6(inplace=True),
+                              torch.nn.Conv2d(16, 16, 1), torch.nn.ReLU6(inplace=True),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 10)).eval()
+    with torch.no_grad():
+        net[0].weight.mul_(20.0)
+        net[2].weight.mul_(10.0)
+    return net
+
+
+@pytest.mark.slow
+def test_pte_int8_quantizes_relu6_outputs_after_the_clamp():
+    from tinynet_zoo.deploy.engines.executorch import PteForward
+
+    net, images = relu6_net(), torch.randn(48, 3, RES, RES, generator=torch.Generator().manual_seed(1))
+    program = PteForward(quantize.pte_int8(net, images[:32], 16, ()))
+    with torch.inference_mode():
+        reference = net(images[32:]).numpy()
+    error = float(np.abs(program(images[32:].numpy()) - reference).max())
+    assert error < 0.03 * float(np.abs(reference).max())  # old: 9% (the clamp shared the conv's pre-clamp scale)
