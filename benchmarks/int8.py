@@ -63,7 +63,7 @@ def measure(folder: Path, split: Path, engines: list[str], float_engines: list[s
     scale = float(logits(model, data.held_out).abs().max())  # models trained from scratch can have logits of 100s
     for engine in dict.fromkeys(engines + float_engines):
         fp32[engine] = tz.export(model, workdir / f"{name}_fp32{SUFFIX[engine]}", overwrite=True,
-                                 tolerance=max(1e-4, 1e-5 * scale))
+                                 tolerance=max(1e-4, 1e-4 * scale))
         paths[f"{engine} fp32"] = fp32[engine].path
     for engine in engines:
         row = {"model": name, "engine": engine, "fp32_bytes": fp32[engine].file_bytes}
