@@ -29,21 +29,10 @@ from tinynet_zoo.deploy.timing import one_round, summarize
 
 
 def int8_program(model: torch.nn.Module, calibration: np.ndarray) -> bytes:
-    """XNNPACK static int8 (PT2E) of the BatchNorm-folded model, calibrated image by image, lowered to .pte."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
-                                                                         get_symmetric_quantization_config)
-    from executorch.exir import to_edge_transform_and_lower
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    """The package's XNNPACK static int8 (PT2E) program of the BatchNorm-folded model for batch 1, lowered to .pte."""
+    from tinynet_zoo.deploy.quantize import pte_int8
 
-    example = (torch.from_numpy(calibration[:1]),)
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    prepared = prepare_pt2e(torch.export.export(fold_batchnorm(model), example).module(), quantizer)
-    with torch.no_grad():
-        for image in calibration:
-            prepared(torch.from_numpy(image[None]))
-    program = torch.export.export(convert_pt2e(prepared), example)
-    return to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch().buffer
+    return pte_int8(fold_batchnorm(model), torch.from_numpy(calibration), 1, ())
 
 
 def _latency(programs: dict[str, PteForward], one: np.ndarray, rounds: int = 15) -> dict[str, float]:

@@ -65,7 +65,10 @@ def test_search_keeps_the_most_sensitive_groups_float_then_refuses_with_the_numb
     data = int8_data(digits, None, RES)  # unlabelled: judged by agreement with float
     groups = candidate_groups(model)
     assert groups["first"] == ["conv_stem"] and groups["last"] == ["conv_head", "classifier"]
-    assert all(name.endswith(".se") for key, names in groups.items() if key not in ("first", "last") for name in names)
+    stages = [f"blocks.{i}" for i in range(len(model.blocks))]
+    assert [key for key in groups if key.count(".") == 1] == stages and all(groups[s] == [s] for s in stages)
+    assert all(name.endswith(".se") for key, names in groups.items() if key not in ["first", "last", *stages]
+               for name in names)
     scores = sensitivity(model, data.calibration)
     assert set(scores) == set(groups) and all(v >= 0 for v in scores.values())
     order = sorted(scores, key=lambda g: -scores[g])
@@ -86,6 +89,13 @@ def test_search_keeps_the_most_sensitive_groups_float_then_refuses_with_the_numb
     with pytest.raises(tz.AccuracyLossError, match=r"nothing was written: top-1 agreement with float 0.0% on 32 "
                                                    r"held-out images;.*the rule: top-1 agreement with float >= 98%"):
         search(model, data, lambda float_modules: wrong, 1.0, 0.98)
+
+
+def test_a_model_without_squeeze_excite_gets_every_stage_as_a_candidate():
+    lite = tz.create(tz.Twist(0.3, 0.4, 0.35, RES, base="efficientnet_lite0"), num_classes=10)
+    assert all(type(m) is torch.nn.Identity for name, m in lite.named_modules() if name.endswith(".se"))
+    groups = candidate_groups(lite)  # old: first, last and the identity placeholders, which hold no layer
+    assert list(groups) == ["first", "last", *(f"blocks.{i}" for i in range(len(lite.blocks)))]
 
 
 def test_a_loader_is_read_only_for_the_calibration_and_held_out_images():
@@ -252,3 +262,28 @@ def test_cli_export_int8_prints_the_measured_numbers(digits, tmp_path, capsys):
     assert text.startswith(f"wrote {out} (pte int8, input 1x3x{RES}x{RES}") and "on 32 held-out images" in text
     assert main(argv + ["--min-agreement", "1.01"]) == 2
     assert "min_agreement must be" in capsys.readouterr().err
+
+
+def relu6_net():
+    """conv + ReLU6 layers whose pre-activations span about +-50: a ReLU6 output quantized with the conv's
+    pre-clamp scale would get about 15 int8 levels in [0, 6]."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU6(inplace=True),
+                              torch.nn.Conv2d(16, 16, 1), torch.nn.ReLU6(inplace=True),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 10)).eval()
+    with torch.no_grad():
+        net[0].weight.mul_(20.0)
+        net[2].weight.mul_(10.0)
+    return net
+
+
+@pytest.mark.slow
+def test_pte_int8_quantizes_relu6_outputs_after_the_clamp():
+    from tinynet_zoo.deploy.engines.executorch import PteForward
+
+    net, images = relu6_net(), torch.randn(48, 3, RES, RES, generator=torch.Generator().manual_seed(1))
+    program = PteForward(quantize.pte_int8(net, images[:32], 16, ()))
+    with torch.inference_mode():
+        reference = net(images[32:]).numpy()
+    error = float(np.abs(program(images[32:].numpy()) - reference).max())
+    assert error < 0.03 * float(np.abs(reference).max())  # old: 9% (the clamp shared the conv's pre-clamp scale)

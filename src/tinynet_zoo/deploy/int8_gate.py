@@ -156,11 +156,12 @@ def refuse(tries: list[GateResult], max_drop: float, min_agreement: float) -> Ac
 
 
 def candidate_groups(model: "nn.Module") -> dict[str, list[str]]:
-    """The layers that may stay float: the first (stem) conv, the last layers (head conv, classifier), each
-    squeeze-excite gate."""
-    names = dict(model.named_modules())
+    """The layers that may stay float: the first (stem) conv, the last layers (head conv, classifier), each stage
+    of blocks (`blocks.N`) and each squeeze-excite gate (not the identity placeholders of models without them)."""
+    names = {name: m for name, m in model.named_modules() if any(True for _ in m.parameters())}
     groups = {"first": [n for n in ("conv_stem",) if n in names],
               "last": [n for n in ("conv_head", "classifier") if n in names]}
+    groups.update({name: [name] for name in names if name.count(".") == 1 and name.startswith("blocks.")})
     groups.update({name: [name] for name in names if name.endswith(".se")})
     return {k: v for k, v in groups.items() if v}
 
