@@ -180,9 +180,9 @@ def _deploy(sub: Any) -> None:
     p = sub.add_parser("bench", help="batch-1 latency and batch-32 throughput per backend vs timm eager",
                        description="Every row of each model is built, then all are timed in interleaved rounds; "
                                    "progress (model, row, round) goes to stderr; the plain rows and auto share each model's "
-                                   "engine conversions (one per engine and settings). Time: --quick takes about 2 "
-                                   "minutes of CPU time on `bench tinynet_e tinynet_a` (measured 2 min 9 s, against 3 "
-                                   "min 10 s before those were shared, alternately on a shared machine); the default builds 12 rows per model, "
+                                   "engine conversions (one per engine and settings). Time: --quick takes under 2 "
+                                   "minutes on `bench tinynet_e tinynet_a` (1 min 54 s on 2 idle cores, 2 min 16 s "
+                                   "before those were shared); the default builds 12 rows per model, "
                                    "torch.compile twice, and times 5x more calls (see docs/performance.md).")
     p.add_argument("models", nargs="*", default=["tinynet_e"], metavar="MODEL",
                    help="model names, budgets or folders (default: tinynet_e)")
