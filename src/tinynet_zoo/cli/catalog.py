@@ -15,6 +15,7 @@ from ..info import model_info
 from ..preprocess import transforms
 from ..weights.fetch import fetch, sha256_file
 from ..weights.load import checkpoint_for
+from ..weights.model_config import config_of
 
 
 def _fmt(value: Any, spec: str = "") -> str:
@@ -99,7 +100,7 @@ def cmd_predict(args: argparse.Namespace) -> Any:
     from timm.data import ImageNetInfo
 
     model = create(args.name, pretrained=True, cache_dir=args.cache_dir).eval()
-    classes = model.pretrained_cfg.get("label_names")
+    classes = config_of(model).label_names
     integer("--top", args.top, 1, model.num_classes)
     image = open_rgb(args.image)
     batch = transforms(model)(image).unsqueeze(0)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import InvalidArgumentError
+from ..weights.model_config import config_or_none
 from .backends import file_engine, require, require_exporter
 from .engines import FORMATS
 from .engines.openvino import openvino_int8, openvino_model, require_nncf
@@ -200,7 +201,9 @@ def write_int8(model: "nn.Module", path: Path, format: str, resolution: int, bat
     import numpy as np
 
     calibration = sample_photos() if calibration is None else calibration  # generic photos, with a warning
-    data = int8_data(calibration, (getattr(model, "pretrained_cfg", None) or {}).get("label_names"), resolution)
+    config = config_or_none(model)
+    labels = None if config is None or config.label_names is None else list(config.label_names)
+    data = int8_data(calibration, labels, resolution)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
         workdir = Path(tmp)
         (build, latest), seen = _builder(model, format, data, batch, workdir, export_onnx), {}

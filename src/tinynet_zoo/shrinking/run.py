@@ -26,6 +26,7 @@ from ..training.finetune import finetune
 from ..training.loop import evaluate
 from ..weights.folder import save_pretrained
 from ..weights.inherit import check_teacher, inherit, leading_importance
+from ..weights.model_config import config_of
 from .report import ShrinkReport, write_report
 from .state import ShrinkState
 
@@ -97,8 +98,8 @@ def teacher_ready(spec: Any, classes: tuple[str, ...]) -> tuple[Twist, bool]:
             raise InvalidArgumentError(f"teacher {spec!r} is not a model name, budget or model folder")
         return target.twist, False
     model = create(target)
-    twist = Twist.from_dict(model.pretrained_cfg["twist"])
-    labels = model.pretrained_cfg.get("label_names")
+    config = config_of(model)
+    twist, labels = config.twist, config.label_names
     if model.num_classes != len(classes):
         return twist, False
     if labels is None:
@@ -173,11 +174,13 @@ def _init(twist: Twist, teacher_folder: str, data: Path, folder: Path, plain: bo
     tic = time.perf_counter()
     if plain:
         teacher = create(Path(teacher_folder))
-        teacher_arch = Twist.from_dict(teacher.pretrained_cfg["twist"]).arch
+        teacher_config = config_of(teacher)
+        teacher_arch = teacher_config.twist.arch
         student = create(twist, num_classes=teacher.num_classes)
         student.load_state_dict(inherit(teacher.state_dict(), teacher_arch, student.state_dict(), twist.arch,
                                         leading_importance(teacher_arch)))
-        student.pretrained_cfg["label_names"] = teacher.pretrained_cfg.get("label_names")
+        labels = teacher_config.label_names
+        student.pretrained_cfg["label_names"] = None if labels is None else list(labels)
     else:
         student = create(twist, pretrained="inherit", inherit_from=Path(teacher_folder), calibration=data)
     save_pretrained(student, folder, overwrite=True)
