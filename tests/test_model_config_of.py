@@ -5,7 +5,7 @@ import torch
 
 import tinynet_zoo as tz
 from tinynet_zoo.core.registry import DataConfig
-from tinynet_zoo.weights.model_config import ModelConfig, config_or_none, read_model_config
+from tinynet_zoo.weights.model_config import ModelConfig, config_or_none, read_model_config, record
 
 SMALL = tz.Twist(r=0.3, d=0.4, w=0.35, resolution=32)
 
@@ -24,9 +24,10 @@ def test_of_a_built_module_is_the_config_its_folder_saves(tmp_path):
 
 def test_of_a_catalogued_model_names_its_entry_and_follows_a_new_resolution():
     model = tz.create("tinynet_e", num_classes=10)
-    model.pretrained_cfg["input_size"] = (3, 64, 64)  # what finetune(resolution=64) records
+    record(model, label_names=[str(i) for i in range(10)], resolution=64)  # what finetune(resolution=64) records
     config = ModelConfig.of(model)
     assert (config.name, config.num_classes, config.data.resolution) == ("tinynet_e", 10, 64)
+    assert config.label_names == tuple("0123456789")
     assert config.twist == tz.model_info("tinynet_e").twist
 
 

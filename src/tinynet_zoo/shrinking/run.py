@@ -26,7 +26,7 @@ from ..training.finetune import finetune
 from ..training.loop import evaluate
 from ..weights.folder import save_pretrained
 from ..weights.inherit import check_teacher, inherit, leading_importance
-from ..weights.model_config import config_of
+from ..weights.model_config import config_of, record
 from .report import ShrinkReport, write_report
 from .state import ShrinkState
 
@@ -179,8 +179,7 @@ def _init(twist: Twist, teacher_folder: str, data: Path, folder: Path, plain: bo
         student = create(twist, num_classes=teacher.num_classes)
         student.load_state_dict(inherit(teacher.state_dict(), teacher_arch, student.state_dict(), twist.arch,
                                         leading_importance(teacher_arch)))
-        labels = teacher_config.label_names
-        student.pretrained_cfg["label_names"] = None if labels is None else list(labels)
+        record(student, label_names=teacher_config.label_names)
     else:
         student = create(twist, pretrained="inherit", inherit_from=Path(teacher_folder), calibration=data)
     save_pretrained(student, folder, overwrite=True)

@@ -10,7 +10,7 @@ from ..core.twist import check_resolution
 from ..errors import InvalidArgumentError
 from ..factory import create, resolve
 from ..preprocess import transforms
-from ..weights.model_config import config_of
+from ..weights.model_config import config_of, record
 from .checkpoint import resume_point
 from .config import TrainConfig, TrainResult
 from .data import ImageDataset, datasets, scan_folder
@@ -120,9 +120,7 @@ def finetune(model: Any, data: "str | Path", out_dir: "str | Path | None" = None
     prepared = build(model, len(splits.classes), pretrained, freeze_until, drop_rate=drop_rate,
                      drop_path_rate=drop_path_rate)
     net = prepared.net
-    net.pretrained_cfg["label_names"] = list(splits.classes)
-    if resolution is not None:
-        net.pretrained_cfg["input_size"] = (net.pretrained_cfg["input_size"][0], resolution, resolution)
+    record(net, label_names=splits.classes, resolution=resolution)
     train_config, probe = _start(prepared, splits, train_config, warm_start_head, resume)
     train_set, val_set = datasets(splits, net, train_config.augment)
     loss = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from .. import __version__
 from ..checks import choice, integer, number
@@ -135,6 +135,15 @@ def config_of(model: Any, refusal: str = NOT_MADE_BY_CREATE) -> ModelConfig:
     return ModelConfig(twist=twist, name=entry.name if entry else "twist", num_classes=classes, data=data,
                        in_chans=size[0], global_pool=pool,
                        label_names=_labels(list(labels), classes) if fits else None)
+
+
+def record(model: Any, label_names: "Sequence[str] | None" = None, resolution: "int | None" = None) -> None:
+    """Record label names and/or an input resolution on a built module, where its typed config is read from."""
+    cfg = model.pretrained_cfg
+    if label_names is not None:
+        cfg["label_names"] = list(label_names)
+    if resolution is not None:
+        cfg["input_size"] = (cfg["input_size"][0], resolution, resolution)
 
 
 def config_or_none(model: Any) -> "ModelConfig | None":
