@@ -24,13 +24,11 @@ import numpy as np
 import torch
 
 import tinynet_zoo as tz
+from tinynet_zoo.deploy.engines import FORMATS
 from tinynet_zoo.deploy.int8_gate import int8_data, logits
 from tinynet_zoo.deploy.quantize import file_logits
 from pte_variants import _latency as interleaved_latency
 from tinynet_zoo.training.data import scan_folder
-
-SUFFIX = {"pte": ".pte", "onnx": ".onnx", "openvino": ".xml"}
-BACKEND = {"pte": "executorch", "onnx": "onnxruntime", "openvino": "openvino"}
 
 
 def split_folder(data: Path, out: Path, val_fraction: float = 0.25) -> Path:
@@ -49,7 +47,7 @@ def _latency(paths: dict[str, Path], image: np.ndarray) -> dict[str, float]:
     """Median batch-1 milliseconds of each file on its engine (interleaved rounds, as pte_variants.py)."""
     from tinynet_zoo.deploy.backends import file_engine
 
-    engines = {name: file_engine(path, BACKEND[name.split()[0]]) for name, path in paths.items()}
+    engines = {name: file_engine(path, FORMATS[name.split()[0]].engine) for name, path in paths.items()}
     return interleaved_latency({name: engine.run for name, engine in engines.items()}, image)
 
 
@@ -62,7 +60,7 @@ def measure(folder: Path, split: Path, engines: list[str], float_engines: list[s
     rows, paths, fp32 = [], {}, {}
     scale = float(logits(model, data.held_out).abs().max())  # models trained from scratch can have logits of 100s
     for engine in dict.fromkeys(engines + float_engines):
-        fp32[engine] = tz.export(model, workdir / f"{name}_fp32{SUFFIX[engine]}", overwrite=True,
+        fp32[engine] = tz.export(model, workdir / f"{name}_fp32{FORMATS[engine].suffix}", overwrite=True,
                                  tolerance=max(1e-4, 1e-4 * scale))
         paths[f"{engine} fp32"] = fp32[engine].path
     for engine in engines:
@@ -70,7 +68,7 @@ def measure(folder: Path, split: Path, engines: list[str], float_engines: list[s
         float_logits = file_logits(fp32[engine].path, engine, data.held_out, 1)
         row["fp32_top1"] = 100.0 * float((float_logits.argmax(1) == data.labels.numpy()).mean())
         try:
-            int8 = tz.export(model, workdir / f"{name}_int8{SUFFIX[engine]}", precision="int8",
+            int8 = tz.export(model, workdir / f"{name}_int8{FORMATS[engine].suffix}", precision="int8",
                              calibration=split, overwrite=True)
         except tz.AccuracyLossError as refused:
             rows.append({**row, "refused": str(refused)})

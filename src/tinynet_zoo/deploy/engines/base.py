@@ -54,6 +54,7 @@ class FormatSpec:
     check_variant: "Callable[[str], Any] | None" = None  # None: fp32 only
     fixed_batch: str = ""  # non-empty: refuses batch=None with this message
     graph_key: "Callable[[Path], str] | None" = None  # the architecture's digest (None: the file's bytes)
+    engine: str = ""  # the engine (EngineSpec name) that runs and verifies such a file
 
 
 @dataclass(frozen=True)

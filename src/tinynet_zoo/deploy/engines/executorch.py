@@ -113,7 +113,7 @@ def plain(builds: ModuleBuilds, batch: int) -> Callable[[Any], Any]:
 register(EngineSpec("executorch", "executorch", "mobile", False, (".pte",), _open_file,
                     lambda source, threads, batch: ExecuTorchEngine.from_module(source.builds, batch)),
          FormatSpec("pte", ".pte", "an ExecuTorch program (tz.export(..., 'model.pte'))", write_pte,
-                    lambda: require("executorch"), check_variant=check_variant,
+                    lambda: require("executorch"), check_variant=check_variant, engine="executorch",
                     fixed_batch="an ExecuTorch program has a fixed batch size here: pass batch=N (the CLI's "
                                 "--batch 0 is ONNX/OpenVINO only)"),
          PlainRecipe("executorch-plain", plain, "executorch"))

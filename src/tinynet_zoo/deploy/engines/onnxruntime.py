@@ -123,5 +123,5 @@ def plain(builds: ModuleBuilds, batch: int) -> Callable[[Any], Any]:
 
 register(EngineSpec("onnxruntime", "onnxruntime", "deploy", True, (".onnx",), OnnxRuntimeEngine),
          FormatSpec("onnx", ".onnx", "an ONNX model (tz.export or torch.onnx.export)", write_onnx, _need, opset=True,
-                    graph_key=graph_key),
+                    graph_key=graph_key, engine="onnxruntime"),
          PlainRecipe("onnxruntime-plain", plain, "onnxruntime"))

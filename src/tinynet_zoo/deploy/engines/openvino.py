@@ -197,5 +197,5 @@ register(EngineSpec("openvino", "openvino", "deploy", True, (".onnx", ".xml"), O
          FormatSpec("openvino", ".xml", "OpenVINO IR (the .xml with its .bin beside it)", write_openvino,
                     lambda: require("openvino"), companions=(".bin",),
                     suffix_hint=" (OpenVINO IR: the .xml, its weights go beside it in .bin)",
-                    graph_key=lambda path: digest(path.read_text())),
+                    graph_key=lambda path: digest(path.read_text()), engine="openvino"),
          PlainRecipe("openvino-plain", plain, "openvino"))
