@@ -222,10 +222,12 @@ def sensitivity(model: "nn.Module", images: "torch.Tensor") -> dict[str, float]:
 
 
 def search(model: "nn.Module", data: Int8Data, build: Callable[[tuple[str, ...]], "np.ndarray"],
-           max_drop: float, min_agreement: float) -> tuple[GateResult, list[GateResult]]:
+           max_drop: float, min_agreement: float, reference: "np.ndarray | None" = None,
+           ) -> tuple[GateResult, list[GateResult]]:
     """Try all-int8 first, then keep the most sensitive groups float (1, 2, 4, ... of them) until the gate
-    passes; `build(float_modules)` writes an int8 file and returns its logits on the held-out images."""
-    reference = logits(model, data.held_out).numpy()
+    passes; `build(float_modules)` writes an int8 file and returns its logits on the held-out images;
+    `reference`: the float model's logits on them, when the caller has them already."""
+    reference = logits(model, data.held_out).numpy() if reference is None else reference
     groups, tries = candidate_groups(model), []
 
     def attempt(kept: tuple[str, ...]) -> bool:
