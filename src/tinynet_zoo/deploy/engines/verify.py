@@ -47,7 +47,8 @@ def verify(model: "nn.Module", path: Path, backend: str, resolution: int, batch:
            tolerance: float, relative: float = 0.0) -> dict[str, Any]:
     """Worst |logit difference| between the written file and the eager model over the checked batch sizes, held
     to the largest of: `tolerance` times min(1, largest |logit|) (so an untrained model's tiny logits are compared
-    at their own scale), `relative` times the largest |logit|, and ROUNDING_FACTOR times the eager model's own float32 rounding (`float32_rounding`); non-finite logits fail."""
+    at their own scale), `relative` times the largest |logit|, and ROUNDING_FACTOR times the eager model's own
+    float32 rounding (`float32_rounding`); non-finite logits fail."""
     import numpy as np
     import torch
 
