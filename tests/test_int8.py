@@ -64,7 +64,8 @@ def test_search_keeps_the_most_sensitive_groups_float_then_refuses_with_the_numb
     model = small_model()
     data = int8_data(digits, None, RES)  # unlabelled: judged by agreement with float
     groups = candidate_groups(model)
-    assert groups["first"] == ["conv_stem"] and groups["last"] == ["conv_head", "classifier"]
+    assert groups["first"] == ["conv_stem", "bn1"]
+    assert groups["last"] == ["conv_head", "bn2", "global_pool", "classifier"]  # the pooled activation too
     stages = [f"blocks.{i}" for i in range(len(model.blocks))]
     assert [key for key in groups if key.count(".") == 1] == stages and all(groups[s] == [s] for s in stages)
     assert all(name.endswith(".se") for key, names in groups.items() if key not in ["first", "last", *stages]

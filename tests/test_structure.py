@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tinynet_zoo"
 INFRA = {"errors", "checks", "files", "system", "images"}
-FACADE = {"factory", "info", "preprocess", "timm_entry", "calibration"}
+FACADE = {"factory", "info", "preprocess", "timm_entry", "calibration", "int8_scheme"}
 # rank of each layer: a module may import modules of a lower rank, or of its own subpackage (without cycles)
 RANKS = {"infra": 0, "core": 1, "weights": 2, "facade": 3, "training": 4, "deploy": 4, "search": 5, "shrinking": 5,
          "cli": 6}

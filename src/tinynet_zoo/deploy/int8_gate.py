@@ -28,6 +28,8 @@ HELD_OUT_IMAGES = 1000
 MIN_IMAGES = 16  # each of calibration and held-out
 SPLIT_FOLDERS = ("train", "val")
 FORWARD_BATCH = 64  # images per forward pass when the gate runs the float model
+FIRST = ("conv_stem", "bn1")  # timm's names of the stem (bn1 holds its activation)
+LAST = ("conv_head", "bn2", "global_pool", "norm_head", "act2", "classifier")  # EfficientNet's and MobileNetV3's heads
 
 
 @dataclass(frozen=True)
@@ -156,11 +158,12 @@ def refuse(tries: list[GateResult], max_drop: float, min_agreement: float) -> Ac
 
 
 def candidate_groups(model: "nn.Module") -> dict[str, list[str]]:
-    """The layers that may stay float: the first (stem) conv, the last layers (head conv, classifier), each stage
-    of blocks (`blocks.N`) and each squeeze-excite gate (not the identity placeholders of models without them)."""
-    names = {name: m for name, m in model.named_modules() if any(True for _ in m.parameters())}
-    groups = {"first": [n for n in ("conv_stem",) if n in names],
-              "last": [n for n in ("conv_head", "classifier") if n in names]}
+    """The layers that may stay float: the first (stem conv and its activation), the last (head conv, its
+    activation, the pooling and the classifier), each stage of blocks (`blocks.N`) and each squeeze-excite gate
+    (not the identity placeholders of models without them)."""
+    every = dict(model.named_modules())
+    names = {name: m for name, m in every.items() if any(True for _ in m.parameters())}
+    groups = {"first": [n for n in FIRST if n in every], "last": [n for n in LAST if n in every]}
     groups.update({name: [name] for name in names if name.count(".") == 1 and name.startswith("blocks.")})
     groups.update({name: [name] for name in names if name.endswith(".se")})
     return {k: v for k, v in groups.items() if v}

@@ -1,9 +1,9 @@
 """int8 files for every engine, calibrated on the user's images and written only if they keep accuracy.
 
-ExecuTorch (.pte): torch.export, then PT2E with XNNPACK's quantizer (per-channel symmetric int8 weights,
-per-tensor int8 activations), lowered to XNNPACK. ONNX: onnxruntime's static quantization (QDQ, per-channel int8
-weights, uint8 activations, MinMax calibration). OpenVINO IR: NNCF's post-training quantization of the float
-OpenVINO model (engines/openvino.py). Each try is run by its engine on
+ExecuTorch (.pte): torch.export, then PT2E with `int8_scheme` (XNNPACK's quantizer: per-channel symmetric int8
+weights, per-tensor int8 activations; SiLU and squeeze-excite in int8 too), lowered to XNNPACK. ONNX: onnxruntime's
+static quantization (QDQ, per-channel int8 weights, uint8 activations, MinMax calibration). OpenVINO IR: NNCF's
+post-training quantization of the float OpenVINO model (engines/openvino.py). Each try is run by its engine on
 held-out images and judged by `int8_gate`; layers the gate's sensitivity search keeps float are left out of
 quantization.
 """
@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from .. import int8_scheme
 from ..errors import InvalidArgumentError
 from ..weights.model_config import config_or_none
 from .backends import file_engine, require, require_exporter
@@ -71,57 +72,10 @@ def file_logits(path: Path, format: str, images: "torch.Tensor", batch: "int | N
     return np.concatenate(logits)[:len(images)]
 
 
-def _annotate_conv_clamp(graph: Any, config: Any, keep: "Callable[[Any], bool] | None") -> None:
-    """Annotate each conv followed only by a hardtanh (ReLU6) as one fused int8 op whose output is quantized after
-    the clamp, as XNNPACK's quantizer already does for conv + ReLU. Left to that quantizer, the clamp would share
-    the conv's output scale, measured before clamping: a ReLU6 output in [0, 6] then gets a handful of int8 levels,
-    and XNNPACK runs the clamp as a separate op."""
-    import torch
-    from executorch.backends.xnnpack.quantizer import xnnpack_quantizer_utils as xq
-    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
-
-    clamps = (torch.ops.aten.hardtanh.default, torch.ops.aten.hardtanh_.default)  # ReLU6 as exported
-    for clamp in graph.nodes:
-        conv = clamp.args[0] if clamp.op == "call_function" and clamp.target in clamps else None
-        if not isinstance(conv, torch.fx.Node) or not xq._is_conv_node(conv) or len(conv.users) > 1:
-            continue
-        bias = conv.args[2] if len(conv.args) > 2 and isinstance(conv.args[2], torch.fx.Node) else None
-        nodes = [clamp, conv, conv.args[1], *([bias] if bias is not None else [])]
-        if xq._is_annotated(nodes) or (keep is not None and not all(keep(node) for node in nodes)):
-            continue
-        specs = {conv.args[0]: xq.get_input_act_qspec(config), conv.args[1]: xq.get_weight_qspec(config)}
-        if bias is not None:
-            specs[bias] = xq.get_bias_qspec(config)
-        conv.meta["quantization_annotation"] = QuantizationAnnotation(input_qspec_map=specs, _annotated=True)
-        clamp.meta["quantization_annotation"] = QuantizationAnnotation(
-            output_qspec=xq.get_output_act_qspec(config), _annotated=True)
-        xq._mark_nodes_as_annotated(nodes)
-
-
-def pte_quantizer(float_modules: tuple[str, ...]) -> Any:
-    """XNNPACK's PT2E quantizer (per-channel symmetric int8 weights, per-tensor int8 activations) that also fuses
-    conv + ReLU6, and leaves `float_modules` float."""
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
-                                                                         get_symmetric_quantization_config)
-    from torchao.quantization.pt2e.quantizer import get_module_name_filter
-
-    class FusedClampQuantizer(XNNPACKQuantizer):
-        def annotate(self, model: Any) -> Any:
-            _annotate_conv_clamp(model.graph, self.global_config, self.filter_fn)
-            return super().annotate(model)
-
-    quantizer = FusedClampQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    if float_modules:
-        filters = [get_module_name_filter(name) for name in float_modules]
-        quantizer.set_filter_function(lambda node: not any(f(node) for f in filters))
-    return quantizer
-
-
 def pte_int8(folded: "nn.Module", calibration: "torch.Tensor", batch: int, float_modules: tuple[str, ...]) -> bytes:
     """An XNNPACK-lowered int8 ExecuTorch program (PT2E, per-channel symmetric weights) for batches of `batch`;
     `float_modules` stay float. Calibration sees every image exactly once (a batch-size-free export)."""
     import torch
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
@@ -129,11 +83,11 @@ def pte_int8(folded: "nn.Module", calibration: "torch.Tensor", batch: int, float
     any_batch = ({0: torch.export.Dim("batch", min=1)},)
     with torch.no_grad():
         traced = torch.export.export(folded, (calibration[:2].contiguous(),), dynamic_shapes=any_batch)
-        prepared = prepare_pt2e(traced.module(), pte_quantizer(float_modules))
+        prepared = prepare_pt2e(traced.module(), int8_scheme.quantizer(float_modules))
         for chunk in calibration.split(CALIBRATION_BATCH):
             prepared(chunk)
         program = torch.export.export(convert_pt2e(prepared), example)
-    return to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch().buffer
+    return to_edge_transform_and_lower(program, partitioner=[int8_scheme.partitioner()]).to_executorch().buffer
 
 
 def onnx_excluded(graph: Any, float_modules: tuple[str, ...]) -> list[str]:

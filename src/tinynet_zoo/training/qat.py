@@ -1,6 +1,7 @@
 """Quantization-aware fine-tuning: the model is traced once (torch.export, a dynamic batch axis) and fake
-quantization is inserted by the quantizer the `.pte` int8 export uses (ExecuTorch's XNNPACKQuantizer: int8
-symmetric per-channel weights, int8 per-tensor activations, batch norm folded into the convolutions). The traced
+quantization is inserted by the quantizer the `.pte` int8 export uses (`int8_scheme`: XNNPACK's quantizer, int8
+symmetric per-channel weights, int8 per-tensor activations, SiLU and squeeze-excite in int8, batch norm folded into
+the convolutions). The traced
 graph shares the model's parameters and batch-norm buffers, so the training loop steps the ordinary timm model
 through the quantized forward pass and the run's folders hold ordinary weights.
 """
@@ -12,6 +13,7 @@ import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import int8_scheme
 from ..errors import ExtraNotInstalledError, IncompatibleCheckpointError, InvalidArgumentError
 from ..system import is_installed
 from .checkpoint import resume_point
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 PACKAGES = ("torchao", "executorch")
 EXTRA = "mobile"
 SCHEME = {"quantizer": "XNNPACKQuantizer", "weights": "int8 symmetric per-channel",
-          "activations": "int8 per-tensor"}  # recorded in config.json under "qat"
+          "activations": "int8 per-tensor", "silu": "int8 x * sigmoid(x)"}  # recorded in config.json under "qat"
 
 
 def missing() -> list[str]:
@@ -110,15 +112,13 @@ def prepare(model: "nn.Module", example: "torch.Tensor", frozen_bn: bool = False
     parameters and batch-norm buffers."""
     _check_model(model)
     import torch
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
-                                                                         get_symmetric_quantization_config)
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
     model.train()
     example = example[:2].float().contiguous()  # batch norm in training mode needs two images
     if len(example) < 2:
         example = example.expand(2, *example.shape[1:]).contiguous()
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=True))
+    quantizer = int8_scheme.quantizer(qat=True)
     try:
         traced = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
         prepared = prepare_qat_pt2e(traced.module(), quantizer)
