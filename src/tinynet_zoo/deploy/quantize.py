@@ -76,6 +76,7 @@ def pte_int8(folded: "nn.Module", calibration: "torch.Tensor", batch: int, float
     """An XNNPACK-lowered int8 ExecuTorch program (PT2E, per-channel symmetric weights) for batches of `batch`;
     `float_modules` stay float. Calibration sees every image exactly once (a batch-size-free export)."""
     import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
@@ -87,7 +88,7 @@ def pte_int8(folded: "nn.Module", calibration: "torch.Tensor", batch: int, float
         for chunk in calibration.split(CALIBRATION_BATCH):
             prepared(chunk)
         program = torch.export.export(convert_pt2e(prepared), example)
-    return to_edge_transform_and_lower(program, partitioner=[int8_scheme.partitioner()]).to_executorch().buffer
+    return to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch().buffer
 
 
 def onnx_excluded(graph: Any, float_modules: tuple[str, ...]) -> list[str]:
