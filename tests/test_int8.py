@@ -291,3 +291,17 @@ def test_pte_int8_quantizes_relu6_outputs_after_the_clamp():
         reference = net(images[32:]).numpy()
     error = float(np.abs(program(images[32:].numpy()) - reference).max())
     assert error < 0.03 * float(np.abs(reference).max())  # old: 9% (the clamp shared the conv's pre-clamp scale)
+
+
+def test_a_quantizer_failure_names_the_quantizer_and_leaves_no_file(digits, tmp_path, monkeypatch):
+    pytest.importorskip("executorch", reason="the .pte quantizer needs the [mobile] extra")
+
+    def fails(*args):
+        raise RuntimeError("Unsupported: data-dependent control flow\n  (a long trace follows)")
+
+    monkeypatch.setattr(quantize, "pte_int8", fails)
+    with pytest.raises(tz.QuantizationError, match=r"^torch.export \+ XNNPACK's PT2E quantizer could not quantize this "
+                                                   r"model to int8 \(RuntimeError: Unsupported: data-dependent control "
+                                                   r"flow\); nothing was written\. Export it in fp32"):
+        tz.export(small_model(), tmp_path / "m.pte", precision="int8", calibration=digits)
+    assert list(tmp_path.iterdir()) == []

@@ -48,7 +48,7 @@ _EXPORTS = {
         "TinyNetZooError", "InvalidArgumentError", "UnknownNameError", "UnknownModelError", "UnknownTagError",
         "BudgetError", "ChecksumError", "CheckpointNotFoundError", "HubError", "IncompatibleCheckpointError",
         "UnreadableModelError", "DataError", "ExtraNotInstalledError", "BackendNotInstalledError", "DataWarning",
-        "UnverifiedCheckpointWarning", "BudgetWarning", "AccuracyLossError")},
+        "UnverifiedCheckpointWarning", "BudgetWarning", "AccuracyLossError", "QuantizationError")},
 }
 
 __all__ = sorted(_EXPORTS)

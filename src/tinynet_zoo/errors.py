@@ -67,6 +67,10 @@ class AccuracyLossError(TinyNetZooError):
     """An int8 file refused because it lost too much accuracy against float; the message has the measured numbers."""
 
 
+class QuantizationError(TinyNetZooError, RuntimeError):
+    """A format's int8 quantizer failed on this model; the message names the quantizer and its error."""
+
+
 class ExtraNotInstalledError(TinyNetZooError, ImportError):
     """An optional dependency is missing; the message names the extra to install (pip install 'tinynet-zoo[...]')."""
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .. import int8_scheme
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, QuantizationError, TinyNetZooError
 from ..weights.model_config import config_or_none
 from .backends import file_engine, require, require_exporter
 from .engines import FORMATS
@@ -124,6 +125,24 @@ def onnx_int8(float_onnx: Path, target: Path, calibration: "torch.Tensor", batch
         logging.disable(previous)
 
 
+QUANTIZERS = {"pte": "torch.export + XNNPACK's PT2E quantizer", "onnx": "onnxruntime's quantize_static",
+              "openvino": "NNCF's quantize"}
+
+
+@contextmanager
+def quantizing(format: str) -> Iterator[None]:
+    """Turn an error the format's quantizer raises into QuantizationError (which quantizer, its message)."""
+    try:
+        yield
+    except TinyNetZooError:
+        raise
+    except Exception as exc:  # torch.export, PT2E, onnxruntime and NNCF each raise their own classes
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise QuantizationError(f"{QUANTIZERS[format]} could not quantize this model to int8 ({type(exc).__name__}: "
+                                f"{detail}); nothing was written. Export it in fp32 (without --int8), or try "
+                                "another format") from exc
+
+
 def _builder(model: "nn.Module", format: str, data: Int8Data, batch: "int | None", workdir: Path,
              export_onnx: Callable[["nn.Module", Path], None]) -> tuple[Callable[[tuple[str, ...]], "np.ndarray"],
                                                                         Path]:
@@ -136,12 +155,13 @@ def _builder(model: "nn.Module", format: str, data: Int8Data, batch: "int | None
     converted = openvino_model(folded, data.calibration.shape[-1], batch) if format == "openvino" else None
 
     def build(float_modules: tuple[str, ...]) -> "np.ndarray":
-        if format == "pte":
-            latest.write_bytes(pte_int8(folded, data.calibration, batch or 1, float_modules))
-        elif format == "openvino":
-            openvino_int8(converted, latest, data.calibration, float_modules)
-        else:
-            onnx_int8(workdir / "float.onnx", latest, data.calibration, batch, float_modules)
+        with quantizing(format):
+            if format == "pte":
+                latest.write_bytes(pte_int8(folded, data.calibration, batch or 1, float_modules))
+            elif format == "openvino":
+                openvino_int8(converted, latest, data.calibration, float_modules)
+            else:
+                onnx_int8(workdir / "float.onnx", latest, data.calibration, batch, float_modules)
         return file_logits(latest, format, data.held_out, batch)
 
     return build, latest

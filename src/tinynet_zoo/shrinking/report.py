@@ -14,7 +14,7 @@ from ..core.twist import Twist
 from ..deploy.export import export
 from ..deploy.runtime import runtime
 from ..deploy.timing import time_calls
-from ..errors import AccuracyLossError, DataError, ExtraNotInstalledError
+from ..errors import AccuracyLossError, DataError, ExtraNotInstalledError, QuantizationError
 from ..factory import create
 from ..files import write_atomic, write_json_atomic
 from ..system import pyplot
@@ -129,7 +129,7 @@ def _int8(out: Path, steps: dict[str, Any], splits: Any) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="tinynet-zoo-int8-split.") as tmp:
             exported = export(Path(steps["student"]["folder"]), path, precision="int8",
                               calibration=split_folder(splits, Path(tmp)), overwrite=True)
-    except (AccuracyLossError, DataError) as exc:
+    except (AccuracyLossError, QuantizationError, DataError) as exc:
         return {"written": False, "file": None, "reason": str(exc), "seconds": round(time.perf_counter() - tic, 1)}
     gate = {k: list(v) if isinstance(v, tuple) else v for k, v in (exported.int8 or {}).items() if k != "tries"}
     return {"written": True, "file": str(path), "bytes": exported.file_bytes,
