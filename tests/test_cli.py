@@ -70,3 +70,28 @@ def test_download_and_predict_offline(capsys, tmp_path):
     assert code == 2 and "cannot read image" in err
     code, _, err = run(capsys, "download", "efficientnet_b-2")
     assert code == 2 and "no hosted checkpoint exists" in err
+
+
+def test_sigterm_ends_a_command_like_ctrl_c_removing_its_temporary_files(tmp_path, monkeypatch, capsys):
+    import argparse
+    import os
+    import signal
+    import tempfile
+    import time
+
+    from tinynet_zoo import cli
+
+    def work(args):  # a command writing through a hidden temporary folder, stopped by a scheduler
+        with tempfile.TemporaryDirectory(dir=tmp_path, prefix=".m.pte."):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)  # the handler interrupts this
+        return None, "finished"
+
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(func=work, command="export", json=False)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main([]) == 143
+    assert list(tmp_path.iterdir()) == []  # the temporary folder was removed on the way out
+    assert capsys.readouterr().err.strip() == "tinynet-zoo: terminated (SIGTERM)"
+    assert signal.getsignal(signal.SIGTERM) is before
