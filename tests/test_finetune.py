@@ -260,6 +260,14 @@ def test_resume_from_another_architecture_is_refused(few_digits, tmp_path):
         tz.finetune(SMALL, digits, None, pretrained=False, resume=tmp_path / "nowhere", **QUICK)
 
 
+
+def test_resume_with_other_parameter_groups_is_refused_before_loading(few_digits, tmp_path):
+    tz.finetune(SMALL, few_digits, tmp_path / "run", pretrained=False, **QUICK)
+    with pytest.raises(IncompatibleCheckpointError, match=r"cannot resume: the checkpoint's optimizer has \d+ parameter "
+                                                          r"groups of \[.*\] tensors, this run's has \d+ of .*layer_decay"):
+        tz.finetune(SMALL, few_digits, tmp_path / "run", pretrained=False, resume=tmp_path / "run", layer_decay=0.7,
+                    **QUICK)
+
 # ---------------------------------------------------------------- sharing
 
 def _logits(model, resolution=32):

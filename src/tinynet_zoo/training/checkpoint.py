@@ -137,7 +137,16 @@ def load_checkpoint(path: "str | Path", model: "nn.Module") -> tuple[dict, dict,
 
 
 def restore(tensors: dict, state: dict, model: "nn.Module", ema: Any, optimizer: Any, scaler: Any) -> None:
-    """Put a checkpoint's weights, EMA weights, optimizer and grad-scaler state back."""
+    """Put a checkpoint's weights, EMA weights, optimizer and grad-scaler state back (refused, before any of it
+    is loaded, when the optimizer's parameter groups differ from the checkpoint's)."""
+    saved = [len(group["params"]) for group in state["optimizer"]["param_groups"]]
+    ours = [len(group["params"]) for group in optimizer.param_groups]
+    if saved != ours:
+        raise IncompatibleCheckpointError(
+            f"cannot resume: the checkpoint's optimizer has {len(saved)} parameter groups of {saved} tensors, this "
+            f"run's has {len(ours)} of {ours}; the run was started with other settings that shape the groups "
+            "(freeze_until, layer_decay, or the model given another way: a name, folder or Twist vs a built "
+            "module). Resume with the settings the run started with, or start a new --out folder")
     model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("ema.")})
     if ema is not None and any(k.startswith("ema.") for k in tensors):
         ema.module.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
