@@ -28,19 +28,14 @@ from tinynet_zoo.deploy.engines import FORMATS
 from tinynet_zoo.deploy.int8_gate import int8_data, logits
 from tinynet_zoo.deploy.quantize import file_logits
 from pte_variants import _latency as interleaved_latency
+from tinynet_zoo.shrinking.report import split_folder as link_split
 from tinynet_zoo.training.data import scan_folder
 
 
 def split_folder(data: Path, out: Path, val_fraction: float = 0.25) -> Path:
-    """train/ and val/ class folders of symbolic links to the digits images, split as fine-tuning split them."""
-    splits = scan_folder(data, val_fraction=val_fraction)
-    for name, samples in (("train", splits.train), ("val", splits.val)):
-        for path, label in samples:
-            target = out / name / splits.classes[label] / path.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.exists():
-                target.symlink_to(path.resolve())
-    return out
+    """train/ and val/ class folders of symbolic links to the digits images, split as fine-tuning split them (the
+    split `shrink --int8` makes; running it again into the same folder keeps the links)."""
+    return link_split(scan_folder(data, val_fraction=val_fraction), out)
 
 
 def _latency(paths: dict[str, Path], image: np.ndarray) -> dict[str, float]:

@@ -55,6 +55,25 @@ def test_a_refused_int8_is_recorded_and_said_not_raised(student_out, splits, mon
     assert f"int8: not written ({REFUSAL})" in card(record).text()
 
 
+
+def test_a_failing_quantizer_is_recorded_like_a_refusal(student_out, splits, monkeypatch):
+    out, _ = student_out
+    message = "onnxruntime's quantize_static could not quantize this model to int8 (ValueError: x); nothing was written"
+
+    def fails(spec, path, **kwargs):
+        raise tz.QuantizationError(message)
+    monkeypatch.setattr(shrink_report, "export", fails)
+    record = shrink_report._int8(out, {"student": {"folder": str(out / "student" / "best")}}, splits)
+    assert (record["written"], record["reason"]) == (False, message)
+
+
+def test_the_split_folder_can_be_made_again_in_the_same_place(splits, tmp_path):
+    shrink_report.split_folder(splits, tmp_path / "s")
+    links = sorted((p.relative_to(tmp_path), p.resolve()) for p in (tmp_path / "s").rglob("*.png"))
+    shrink_report.split_folder(splits, tmp_path / "s")  # e.g. a benchmark run again into its work folder
+    assert sorted((p.relative_to(tmp_path), p.resolve()) for p in (tmp_path / "s").rglob("*.png")) == links
+    assert len(links) == len(splits.train) + len(splits.val)
+
 def test_a_written_int8_records_its_size_and_top1_against_float(student_out, splits, monkeypatch):
     out, steps = student_out
 

@@ -102,7 +102,9 @@ def _deploy(out: Path, steps: dict[str, Any], student: Twist, resolution: int, b
 
 
 def _link(source: Path, target: Path) -> None:
-    """`target` pointing at the image `source` (a copy where links cannot be made)."""
+    """`target` pointing at the image `source` (a copy where links cannot be made); kept if it already does."""
+    if target.is_symlink() and target.resolve() == source.resolve():
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         target.symlink_to(source.resolve())
