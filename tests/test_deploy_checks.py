@@ -123,6 +123,16 @@ def test_export_of_a_model_with_large_logits_passes_at_its_own_float32_rounding(
     assert report.max_abs_diff > 1e-4 and report.max_abs_diff <= report.tolerance < 0.1
 
 
+
+def test_an_engine_off_by_several_times_eager_rounding_passes(monkeypatch, tmp_path):
+    from tinynet_zoo.deploy.engines.verify import float32_rounding
+    model = loud()
+    written = copy.deepcopy(model)
+    with torch.no_grad():  # every logit moved by 8x eager's own float32 rounding, as an engine's own kernels can
+        written.classifier.bias.add_(8 * float32_rounding(model, 64))
+    report = _export_as(monkeypatch, tmp_path, model, written)
+    assert report.max_abs_diff > 4 * float32_rounding(model, 64) and (tmp_path / "m.onnx").is_file()
+
 def test_export_of_a_model_with_large_logits_still_catches_a_wrong_file(monkeypatch, tmp_path):
     model = loud()
     written = copy.deepcopy(model)

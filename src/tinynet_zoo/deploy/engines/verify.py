@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 VERIFY_BATCHES = (1, 3)  # batch sizes checked for a dynamic batch axis
 ROUNDING_SAMPLES = 8  # random inputs on which the eager model's float32 rounding is measured (against float64)
-ROUNDING_FACTOR = 4  # the export may differ from eager by this many times eager's own float32 rounding
+ROUNDING_FACTOR = 16  # the export may differ from eager by this many times eager's own float32 rounding: an
+# engine's own float32 kernels add their own (onnxruntime's measured 7.5x on a TinyNet-C trained from scratch)
 
 
 def _inputs(size: int, resolution: int, seed: int) -> "torch.Tensor":
