@@ -5,16 +5,22 @@ stays int8 on XNNPACK instead of converting int8 <-> float around every activati
 - conv + ReLU6 is one fused op quantized after the clamp (XNNPACK's quantizer fuses only conv + ReLU);
 - SiLU is computed as x * sigmoid(x), both in int8 (XNNPACK's int8 sigmoid has the fixed output scale 1/256 and
   zero point -128), and the squeeze-excite gate's sigmoid likewise;
-- squeeze-excite's spatial mean is int8.
+- squeeze-excite's spatial mean is int8;
+- activation ranges are the moving average of each calibration batch's min and max (torch's
+  `MovingAverageMinMaxObserver`, the observer quantization-aware training uses), not XNNPACK's default histogram
+  search, which clipped the large squeeze-excite activations of networks trained from scratch (all-int8 top-1 on
+  digits: TinyNet-A 90.0% -> 95.8% against 95.8% float, TinyNet-C 93.3% -> 95.8%, Lite0 unchanged at 92.0%).
 
 XNNPACK's stock partitioner lowers the whole int8 network (a partitioner extended to declare int8 sigmoids gave the
 same outputs and speed).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 SIGMOID_SCALE, SIGMOID_ZERO_POINT = 1.0 / 256.0, -128  # XNNPACK's int8 sigmoid accepts only this output encoding
+ACTIVATION_EPS = 2 ** -12  # smallest activation scale, as XNNPACK's own configuration sets it
 
 
 def _annotate(node: Any, inputs: dict, output: Any = None) -> None:
@@ -104,6 +110,7 @@ def quantizer(float_modules: tuple[str, ...] = (), qat: bool = False) -> Any:
     the fake-quantization observers of quantization-aware training."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
                                                                          get_symmetric_quantization_config)
+    from torchao.quantization.pt2e import MovingAverageMinMaxObserver
     from torchao.quantization.pt2e.quantizer import get_module_name_filter
 
     class WholeNetworkQuantizer(XNNPACKQuantizer):
@@ -115,7 +122,12 @@ def quantizer(float_modules: tuple[str, ...] = (), qat: bool = False) -> Any:
             _annotate_sigmoid_mean(model.graph, self.global_config, self.filter_fn)
             return super().annotate(model)
 
-    scheme = WholeNetworkQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
+    config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)
+    if not qat:  # qat's fake quantization already follows moving-average min/max ranges
+        observer = MovingAverageMinMaxObserver.with_args(eps=ACTIVATION_EPS)
+        activations = dataclasses.replace(config.input_activation, observer_or_fake_quant_ctr=observer)
+        config = dataclasses.replace(config, input_activation=activations, output_activation=activations)
+    scheme = WholeNetworkQuantizer().set_global(config)
     if float_modules:
         filters = [get_module_name_filter(name) for name in float_modules]
         scheme.set_filter_function(lambda node: not any(f(node) for f in filters))

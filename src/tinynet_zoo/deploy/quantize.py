@@ -1,11 +1,11 @@
 """int8 files for every engine, calibrated on the user's images and written only if they keep accuracy.
 
 ExecuTorch (.pte): torch.export, then PT2E with `int8_scheme` (XNNPACK's quantizer: per-channel symmetric int8
-weights, per-tensor int8 activations; SiLU and squeeze-excite in int8 too), lowered to XNNPACK. ONNX: onnxruntime's
-static quantization (QDQ, per-channel int8 weights, uint8 activations, MinMax calibration). OpenVINO IR: NNCF's
-post-training quantization of the float OpenVINO model (engines/openvino.py). Each try is run by its engine on
-held-out images and judged by `int8_gate`; layers the gate's sensitivity search keeps float are left out of
-quantization.
+weights, per-tensor int8 activations; SiLU and squeeze-excite in int8 too), lowered to XNNPACK. ONNX:
+onnxruntime's static quantization (QDQ, per-channel int8 weights, uint8 activations, moving-average min/max
+calibration). OpenVINO IR: NNCF's post-training quantization of the float OpenVINO model (engines/openvino.py).
+Each try is run by its engine on held-out images and judged by `int8_gate`; layers the gate's sensitivity search
+keeps float are left out of quantization.
 """
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 PRECISIONS = ("fp32", "int8")
 CALIBRATION_BATCH = 32  # images per calibration forward pass of the .pte quantizer
+# onnxruntime's activation ranges: the moving average of each calibration batch's min and max, as the .pte scheme's;
+# its default global min/max left TinyNet-A trained on digits at 17.6% all-int8 top-1 (95.3% so, 95.8% float)
+ONNX_CALIBRATION = {"CalibMovingAverage": True, "CalibMovingAverageConstant": 0.01}
 
 
 def check_int8(format: str, variant: str, calibration: Any, max_drop: Any, min_agreement: Any) -> None:
@@ -104,7 +107,8 @@ def onnx_excluded(graph: Any, float_modules: tuple[str, ...]) -> list[str]:
 
 def onnx_int8(float_onnx: Path, target: Path, calibration: "torch.Tensor", batch: "int | None",
               float_modules: tuple[str, ...]) -> None:
-    """onnxruntime's static QDQ quantization of a float ONNX file (per-channel int8 weights, uint8 activations)."""
+    """onnxruntime's static QDQ quantization of a float ONNX file (per-channel int8 weights, uint8 activations with
+    moving-average min/max ranges)."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
@@ -120,7 +124,8 @@ def onnx_int8(float_onnx: Path, target: Path, calibration: "torch.Tensor", batch
     logging.disable(max(previous, logging.WARNING))  # its advice to pre-process the graph is not the user's concern
     try:
         quantize_static(str(float_onnx), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=excluded)
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
+                        extra_options=ONNX_CALIBRATION)
     finally:
         logging.disable(previous)
 
