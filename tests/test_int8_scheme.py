@@ -82,3 +82,23 @@ def test_float_kept_modules_keep_their_sigmoids_float(model):
         inside = any(path == "blocks.1" or path.startswith("blocks.1.")
                      for path, _ in sigmoid.meta["nn_module_stack"].values())
         assert (str(sigmoid.args[0].target) == DEQUANTIZE) is not inside
+
+
+def test_activation_ranges_are_moving_average_min_max_as_in_qat(model):
+    from torchao.quantization.pt2e import FixedQParamsObserver, ObserverBase
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    prepared = prepare_pt2e(traced(model), int8_scheme.quantizer())
+    observed = [n for n in prepared.graph.nodes if n.op == "call_module"
+                and isinstance(getattr(prepared, n.target), ObserverBase)]
+    image_range = next(getattr(prepared, n.target) for n in observed if n.args[0].op == "placeholder"
+                       and n.args[0].meta["val"].dim() == 4)  # the input images' range
+    activations = [getattr(prepared, n.target) for n in observed]
+    activations = [m for m in activations
+                   if m.qscheme == torch.per_tensor_affine and not isinstance(m, FixedQParamsObserver)]
+    assert {type(m).__name__ for m in activations} == {"MovingAverageMinMaxObserver"}
+    x = torch.randn(32, 3, RES, RES)
+    prepared(x)
+    first = float(image_range.max_val)
+    prepared(10 * x)  # one batch of 10x the range moves the range 1% of the way (a global min/max would take it)
+    assert float(image_range.max_val) == pytest.approx(first + 0.01 * (10 * first - first), rel=1e-5)
