@@ -175,8 +175,17 @@ def _cli(digits, folder, out, *extra):
     return argv, env
 
 
+def _as_from_a_terminal():
+    """In the child before it starts: SIGINT and SIGTERM delivered and at their defaults, whatever the test worker
+    inherited (a child inherits blocked and ignored signals, and then never sees the Ctrl-C the test sends)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _start_and_wait(argv, env, out, epochs_saved):
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_from_a_terminal)
     deadline = time.time() + 300
     while len(generations(out)) < epochs_saved and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
