@@ -15,7 +15,7 @@ from ..info import model_info
 from ..preprocess import transforms
 from ..weights.fetch import fetch, sha256_file
 from ..weights.load import checkpoint_for
-from ..weights.model_config import config_of
+from ..weights.model_config import ModelConfig
 
 
 def _fmt(value: Any, spec: str = "") -> str:
@@ -100,7 +100,7 @@ def cmd_predict(args: argparse.Namespace) -> Any:
     from timm.data import ImageNetInfo
 
     model = create(args.name, pretrained=True, cache_dir=args.cache_dir).eval()
-    classes = config_of(model).label_names
+    classes = ModelConfig.of(model).label_names
     integer("--top", args.top, 1, model.num_classes)
     image = open_rgb(args.image)
     batch = transforms(model)(image).unsqueeze(0)

@@ -26,7 +26,7 @@ from ..training.finetune import finetune
 from ..training.loop import evaluate
 from ..weights.folder import save_pretrained
 from ..weights.inherit import check_teacher, inherit, leading_importance
-from ..weights.model_config import config_of, record
+from ..weights.model_config import ModelConfig, record
 from .report import ShrinkReport, write_report
 from .state import ShrinkState
 
@@ -98,7 +98,7 @@ def teacher_ready(spec: Any, classes: tuple[str, ...]) -> tuple[Twist, bool]:
             raise InvalidArgumentError(f"teacher {spec!r} is not a model name, budget or model folder")
         return target.twist, False
     model = create(target)
-    config = config_of(model)
+    config = ModelConfig.of(model)
     twist, labels = config.twist, config.label_names
     if model.num_classes != len(classes):
         return twist, False
@@ -174,7 +174,7 @@ def _init(twist: Twist, teacher_folder: str, data: Path, folder: Path, plain: bo
     tic = time.perf_counter()
     if plain:
         teacher = create(Path(teacher_folder))
-        teacher_config = config_of(teacher)
+        teacher_config = ModelConfig.of(teacher)
         teacher_arch = teacher_config.twist.arch
         student = create(twist, num_classes=teacher.num_classes)
         student.load_state_dict(inherit(teacher.state_dict(), teacher_arch, student.state_dict(), twist.arch,

@@ -10,7 +10,7 @@ from ..core.twist import check_resolution
 from ..errors import InvalidArgumentError
 from ..factory import create, resolve
 from ..preprocess import transforms
-from ..weights.model_config import config_of, record
+from ..weights.model_config import ModelConfig, record
 from .checkpoint import resume_point
 from .config import TrainConfig, TrainResult
 from .data import ImageDataset, datasets, scan_folder
@@ -62,7 +62,7 @@ def build(spec: Any, num_classes: int, pretrained: "bool | str | None" = None, f
             net.reset_classifier(num_classes)
     elif target.brings_weights:
         net = create(target, num_classes=num_classes, **kwargs)
-        new_head = config_of(net).label_names is None  # the saved head was kept only for equal counts
+        new_head = ModelConfig.of(net).label_names is None  # the saved head was kept only for equal counts
     else:
         net = create(target, pretrained=pretrained, num_classes=num_classes, **kwargs)
         new_head = bool(pretrained) and num_classes != 1000  # hosted and inherited heads have 1000 classes

@@ -86,8 +86,24 @@ class ModelConfig:
 
     @classmethod
     def of(cls, model: Any, refusal: str = NOT_MADE_BY_CREATE) -> "ModelConfig":
-        """The typed config of a module made by `tinynet_zoo.create` (see `config_of`)."""
-        return config_of(model, refusal)
+        """The typed config of a module made by `tinynet_zoo.create` (read from the pretrained_cfg it carries):
+        its twist, classes, label names (None unless one per class), input channels and data config.
+        InvalidArgumentError (starting with `refusal`) for any other module."""
+        cfg = getattr(model, "pretrained_cfg", None)
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("twist"), dict):
+            raise InvalidArgumentError(f"{refusal} (its pretrained_cfg records no twist); pass its name, Twist or "
+                                       f"folder instead, got a {type(model).__name__}")
+        twist = Twist.from_dict(cfg["twist"])
+        entry = catalogued(cfg.get("architecture"), twist)
+        size = cfg["input_size"]
+        data = DataConfig(resolution=size[-1], crop_pct=cfg["crop_pct"], interpolation=cfg["interpolation"],
+                          mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
+        classes = getattr(model, "num_classes", cfg.get("num_classes", 0))
+        labels = cfg.get("label_names")
+        fits = labels is not None and not isinstance(labels, str) and len(labels) == classes
+        pool = getattr(getattr(model, "global_pool", None), "pool_type", "avg")
+        return cls(twist=twist, name=entry.name if entry else "twist", num_classes=classes, data=data,
+                   in_chans=size[0], global_pool=pool, label_names=_labels(list(labels), classes) if fits else None)
 
     def with_notes(self, metrics: "Mapping[str, Any] | None" = None,
                    extra: "Mapping[str, Any] | None" = None) -> "ModelConfig":
@@ -115,28 +131,6 @@ def from_model(model: Any) -> ModelConfig:
     return config
 
 
-def config_of(model: Any, refusal: str = NOT_MADE_BY_CREATE) -> ModelConfig:
-    """The typed config of a module made by `tinynet_zoo.create` (read from the pretrained_cfg it carries):
-    its twist, classes, label names (None unless one per class), input channels and data config.
-    InvalidArgumentError (starting with `refusal`) for any other module."""
-    cfg = getattr(model, "pretrained_cfg", None)
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("twist"), dict):
-        raise InvalidArgumentError(f"{refusal} (its pretrained_cfg records no twist); pass its name, Twist or "
-                                   f"folder instead, got a {type(model).__name__}")
-    twist = Twist.from_dict(cfg["twist"])
-    entry = catalogued(cfg.get("architecture"), twist)
-    size = cfg["input_size"]
-    data = DataConfig(resolution=size[-1], crop_pct=cfg["crop_pct"], interpolation=cfg["interpolation"],
-                      mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
-    classes = getattr(model, "num_classes", cfg.get("num_classes", 0))
-    labels = cfg.get("label_names")
-    fits = labels is not None and not isinstance(labels, str) and len(labels) == classes
-    pool = getattr(getattr(model, "global_pool", None), "pool_type", "avg")
-    return ModelConfig(twist=twist, name=entry.name if entry else "twist", num_classes=classes, data=data,
-                       in_chans=size[0], global_pool=pool,
-                       label_names=_labels(list(labels), classes) if fits else None)
-
-
 def record(model: Any, label_names: "Sequence[str] | None" = None, resolution: "int | None" = None) -> None:
     """Record label names and/or an input resolution on a built module, where its typed config is read from."""
     cfg = model.pretrained_cfg
@@ -147,9 +141,9 @@ def record(model: Any, label_names: "Sequence[str] | None" = None, resolution: "
 
 
 def config_or_none(model: Any) -> "ModelConfig | None":
-    """`config_of(model)`, or None for a module not made by `tinynet_zoo.create` (e.g. a plain timm model)."""
+    """`ModelConfig.of(model)`, or None for a module not made by `tinynet_zoo.create` (e.g. a plain timm model)."""
     try:
-        return config_of(model)
+        return ModelConfig.of(model)
     except InvalidArgumentError:
         return None
 
