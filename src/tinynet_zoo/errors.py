@@ -117,3 +117,10 @@ def unknown(kind: str, name: object, known: Iterable[str],
         hint = "; run `tinynet-zoo list` to see the accepted names" if error is UnknownModelError else \
             f"; accepted: {', '.join(known[:8])}, ..."
     return error(f"unknown {kind} {name!r}{hint}")
+
+
+def summary(exc: BaseException, limit: int = 300) -> str:
+    """Another library's exception in one line: its type and the first line of its message (at most `limit`
+    characters), for errors that name what went wrong without the library's traceback."""
+    first = (str(exc).strip().splitlines() or [""])[0][:limit]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .. import int8_scheme
-from ..errors import InvalidArgumentError, QuantizationError, TinyNetZooError
+from ..errors import InvalidArgumentError, QuantizationError, TinyNetZooError, summary
 from ..weights.model_config import config_or_none
 from .backends import file_engine, require, require_exporter
 from .engines import FORMATS
@@ -142,10 +142,9 @@ def quantizing(format: str) -> Iterator[None]:
     except TinyNetZooError:
         raise
     except Exception as exc:  # torch.export, PT2E, onnxruntime and NNCF each raise their own classes
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise QuantizationError(f"{QUANTIZERS[format]} could not quantize this model to int8 ({type(exc).__name__}: "
-                                f"{detail}); nothing was written. Export it in fp32 (without --int8), or try "
-                                "another format") from exc
+        raise QuantizationError(f"{QUANTIZERS[format]} could not quantize this model to int8 ({summary(exc)}); "
+                                "nothing was written. Export it in fp32 (without --int8), or try another format") \
+            from exc
 
 
 def _builder(model: "nn.Module", format: str, data: Int8Data, batch: "int | None", workdir: Path,

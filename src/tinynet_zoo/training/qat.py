@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import int8_scheme
-from ..errors import ExtraNotInstalledError, IncompatibleCheckpointError, InvalidArgumentError
+from ..errors import ExtraNotInstalledError, IncompatibleCheckpointError, InvalidArgumentError, summary
 from ..system import is_installed
 from .checkpoint import resume_point
 from .run_folder import WEIGHTS
@@ -123,9 +123,8 @@ def prepare(model: "nn.Module", example: "torch.Tensor", frozen_bn: bool = False
         traced = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
         prepared = prepare_qat_pt2e(traced.module(), quantizer)
     except Exception as exc:  # torch.export and the quantizer raise many types for an unsupported model
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
         raise InvalidArgumentError(f"this model cannot be prepared for quantization-aware training "
-                                   f"({type(exc).__name__}: {first}); fine-tune it without qat") from None
+                                   f"({summary(exc)}); fine-tune it without qat") from None
     return _switchable(prepared, frozen_bn)
 
 
