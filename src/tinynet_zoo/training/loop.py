@@ -282,7 +282,8 @@ def _epoch(run: Run, epoch: int, extra_meta: "dict[str, Any] | None") -> None:
     tic = time.perf_counter()
     row = _train_epoch(run, epoch)
     sync_buffers(run.model, run.ema, run.dist)
-    for prefix, model in (("val", run.net if run.config.qat else run.model), ("ema_val", run.ema.module if run.ema is not None else None)):
+    evaluated = run.net if run.config.qat else run.model  # a qat run is judged through its fake quantization
+    for prefix, model in (("val", evaluated), ("ema_val", run.ema.module if run.ema is not None else None)):
         if model is not None:
             found = evaluate(model, run.val_loader, run.device, run.dtype, run.channels_last, run.dist)
             row.update({f"{prefix}_{k}": v for k, v in found.items()})
